@@ -1,0 +1,1 @@
+"""Alembic migration scripts (``env.py``, ``versions/``), run by ``hotline.db.migrate``."""
