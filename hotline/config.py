@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,6 +92,24 @@ class PromptSettings(_Section):
     )
 
 
+class IvrSettings(_Section):
+    flow_file: Path | None = Field(None, description="IVR flow; default ivr/flows/default.yaml")
+    clock: datetime | None = Field(
+        None, description="fixed time the IVR sees (drills and tests of the after-hours path)"
+    )
+    special_group_numbers: list[str] = Field(
+        default_factory=list, description="绿色通道 callers (elderly, disabled, ...): priority"
+    )
+    blocked_numbers: list[str] = Field(default_factory=list, description="numbers refused")
+
+    @field_validator("clock")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone, e.g. 2026-10-01T10:00:00+08:00")
+        return value
+
+
 class SpeechSettings(_Section):
     model_path: Path | None = Field(None, description="Vosk model directory")
 
@@ -106,6 +125,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
+    ivr: IvrSettings = Field(default_factory=IvrSettings)
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
 
     @classmethod

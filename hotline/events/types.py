@@ -43,6 +43,31 @@ class EventType(StrEnum):
     # data: prompt, playback, state ("done" | "failed" | "stopped")
     PROMPT_FINISHED = "prompt.finished"
 
+    # --- IVR (ivr.interpreter: every step of the caller's path; keys masked when sensitive) ----
+    IVR_CALL_STARTED = "ivr.call_started"  # flow, caller (masked), is_repeat, special_group, ...
+    IVR_NODE_ENTERED = "ivr.node_entered"  # node, node_type
+    IVR_PROMPT_PLAYED = "ivr.prompt_played"  # node, prompts, languages, interruptible
+    IVR_BARGE_IN = "ivr.barge_in"  # node
+    IVR_INPUT = "ivr.input"  # node, kind, digit (masked when sensitive), timer
+    IVR_IGNORED = "ivr.ignored"  # node, kind
+    IVR_CHOICE = "ivr.choice"  # node, choice, target
+    IVR_INVALID = "ivr.invalid"  # node, reason, failures
+    IVR_COLLECTED = "ivr.collected"  # node, variable, length, value (masked when sensitive)
+    IVR_LANGUAGE = "ivr.language"  # language, chosen_by
+    IVR_ACTION = "ivr.action"  # node, action (queue|transfer|record|callback), arguments
+    IVR_ACTION_FAILED = "ivr.action_failed"  # node, action, reason
+    IVR_OUTCOME = "ivr.outcome"  # outcome, node, data
+
+    # --- messages and callbacks booked in the IVR -------------------------------------------
+    MESSAGE_RECORDED = "message.recorded"  # recording, duration_s, topic
+    CALLBACK_BOOKED = "callback.booked"  # topic, caller_key
+
+    # --- satisfaction survey (满意度评价), one per answered call -------------------------------
+    SURVEY_OFFERED = "survey.offered"  # seat
+    SURVEY_INVALID = "survey.invalid"  # digit
+    SURVEY_ANSWERED = "survey.answered"  # rating: satisfied|basically_satisfied|dissatisfied
+    SURVEY_NOT_RATED = "survey.not_rated"  # reason: timeout|invalid|hangup
+
     # --- service --------------------------------------------------------------------------
     # After (re)connecting to Asterisk: what was found and what was done with it.
     # data: adopted (list of call ids), cleaned (list of channel/bridge ids)
