@@ -19,6 +19,8 @@ _GENERATED = {
     "ari_password": lambda: secrets.token_urlsafe(24),
     # Key for the keyed hash of phone numbers (party archive, logs): never the clear number.
     "phone_hash_key": lambda: secrets.token_hex(32),
+    # Bearer token for machine clients of the HTTP API (operators' scripts, the simulator).
+    "service_token": lambda: secrets.token_urlsafe(32),
 }
 
 
@@ -27,6 +29,7 @@ class Secrets:
     ari_user: str
     ari_password: str
     phone_hash_key: str
+    service_token: str
 
 
 def load_or_create(runtime_dir: Path) -> Secrets:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from contextlib import suppress
 
 from aiohttp import web
@@ -25,10 +26,14 @@ from hotline.events.log import CallEventLog
 from hotline.events.types import EventType
 from hotline.prompts import load_catalogue
 from hotline.secrets import Secrets
+from hotline.web import new_app, token_authenticator
 from ivr.app import CallController
 from ivr.flow import DEFAULT_FLOW, FlowStore
 
 log = logging.getLogger(__name__)
+
+# Each feature's `setup(app, service)` adds its HTTP routes (see hotline.web).
+FEATURE_ROUTES: list[Callable[[web.Application, HotlineService], None]] = []
 
 
 def has_called_before(engine: Engine, caller_key: str, call_id: str) -> bool:
@@ -90,8 +95,10 @@ class HotlineService:
 
     # HTTP ---------------------------------------------------------------------------------
     def http_app(self) -> web.Application:
-        app = web.Application()
+        app = new_app(self, [token_authenticator(self.secrets.service_token)])
         app.router.add_get("/healthz", self._health)
+        for setup in FEATURE_ROUTES:
+            setup(app, self)
         return app
 
     async def _health(self, request: web.Request) -> web.Response:
