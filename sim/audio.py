@@ -72,6 +72,42 @@ def _load(audio: AudioInput) -> tuple[np.ndarray, int]:
     return read_wav(audio)
 
 
+def _prepare(received: AudioInput, reference: AudioInput) -> tuple[np.ndarray, np.ndarray, int]:
+    rx, rx_rate = _load(received)
+    ref, ref_rate = _load(reference)
+    x = resample(rx, rx_rate, ref_rate) if rx_rate != ref_rate else rx.astype(np.float64)
+    r = ref.astype(np.float64)
+    if len(x):
+        x = x - x.mean()
+    if len(r):
+        r = r - r.mean()
+    return x, r, ref_rate
+
+
+def _best_ncc(x: np.ndarray, r: np.ndarray) -> float:
+    """Max over all lags of |<r, x window>| / (||r|| * ||x window||), computed with FFTs."""
+    if len(x) == 0 or len(r) == 0:
+        return 0.0
+    ref_norm = math.sqrt(float(np.dot(r, r)))
+    if ref_norm == 0.0:
+        return 0.0
+    n = len(x) + len(r) - 1
+    size = 1 << (n - 1).bit_length()
+    # circ[k] = sum_j x[j + k] * r[j]; negative lags wrap to the end of the buffer.
+    circ = np.fft.irfft(np.fft.rfft(x, size) * np.conj(np.fft.rfft(r, size)), size)
+    full = np.concatenate([circ[size - (len(r) - 1) :], circ[: len(x)]])
+    # Energy of the received samples under the reference at each lag, from a cumulative sum.
+    energy = np.concatenate([[0.0], np.cumsum(x * x)])
+    lags = np.arange(-(len(r) - 1), len(x))
+    window = energy[np.clip(lags + len(r), 0, len(x))] - energy[np.clip(lags, 0, len(x))]
+    # Windows with (almost) no energy cannot carry the reference; keep them out of the max.
+    valid = window > 1e-9 * ref_norm * ref_norm
+    if not valid.any():
+        return 0.0
+    scores = np.abs(full[valid]) / (np.sqrt(window[valid]) * ref_norm)
+    return float(min(1.0, scores.max()))
+
+
 def correlation(received: AudioInput, reference: AudioInput) -> float:
     """Best normalised cross-correlation of ``reference`` within ``received``, in [0, 1].
 
@@ -81,36 +117,34 @@ def correlation(received: AudioInput, reference: AudioInput) -> float:
     means the reference appears intact (up to gain) somewhere in the received audio, and
     windows only partly overlapping the recording are penalised for the missing part.
     The sign is ignored: an inverted signal still counts as heard.
+
+    One alignment must fit the whole reference: a receiver's jitter buffer that inserts or
+    drops a 20 ms frame mid-way (it happens, even on loopback) lowers this score sharply
+    although every word was heard. ``segment_correlation`` tolerates that.
     """
-    rx, rx_rate = _load(received)
-    ref, ref_rate = _load(reference)
-    x = resample(rx, rx_rate, ref_rate) if rx_rate != ref_rate else rx.astype(np.float64)
-    r = ref.astype(np.float64)
-    if len(x) == 0 or len(r) == 0:
+    x, r, _ = _prepare(received, reference)
+    return _best_ncc(x, r)
+
+
+def segment_correlation(
+    received: AudioInput, reference: AudioInput, segment_s: float = 0.5
+) -> float:
+    """Like ``correlation`` but each ``segment_s`` piece of the reference is aligned on its own.
+
+    Returns the energy-weighted mean of the pieces' best scores, so timing slips between
+    pieces (jitter-buffer adjustments) cost nothing while missing or distorted audio still
+    does. Pieces with under 1 % of the reference's mean energy (pauses) are skipped.
+    """
+    x, r, rate = _prepare(received, reference)
+    step = max(1, round(segment_s * rate))
+    pieces = [r[i : i + step] for i in range(0, len(r), step)]
+    energies = np.array([float(np.dot(p, p)) / max(1, len(p)) for p in pieces])
+    if len(pieces) == 0 or energies.max(initial=0.0) == 0.0:
         return 0.0
-    x = x - x.mean()
-    r = r - r.mean()
-    ref_norm = math.sqrt(float(np.dot(r, r)))
-    if ref_norm == 0.0:
-        return 0.0
-    n = len(x) + len(r) - 1
-    size = 1 << (n - 1).bit_length()
-    # full[k] = sum_j x[j] * r[j - lag] for lag = k - (len(r) - 1), every partial overlap too.
-    full = np.fft.irfft(np.fft.rfft(x, size) * np.conj(np.fft.rfft(r, size)), size)
-    full = np.concatenate([full[-(len(r) - 1) :] if len(r) > 1 else full[:0], full[: len(x)]])
-    # Energy of the received samples under the reference at each lag, from a cumulative sum.
-    energy = np.concatenate([[0.0], np.cumsum(x * x)])
-    lags = np.arange(-(len(r) - 1), len(x))
-    start = np.clip(lags, 0, len(x))
-    stop = np.clip(lags + len(r), 0, len(x))
-    window = energy[stop] - energy[start]
-    denom = np.sqrt(np.maximum(window, 0.0)) * ref_norm
-    # Windows with (almost) no energy cannot carry the reference; keep them out of the max.
-    valid = window > 1e-9 * ref_norm * ref_norm
-    if not valid.any():
-        return 0.0
-    scores = np.abs(full[valid]) / denom[valid]
-    return float(min(1.0, scores.max()))
+    floor = 0.01 * float(np.dot(r, r)) / len(r)
+    kept = [(p, e) for p, e in zip(pieces, energies, strict=True) if e > floor]
+    total = sum(e * len(p) for p, e in kept)
+    return sum(_best_ncc(x, p) * e * len(p) for p, e in kept) / total
 
 
 def rms_dbfs(path: str | Path) -> float:

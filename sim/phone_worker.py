@@ -280,8 +280,8 @@ class Worker:
         cfg.logConfig.consoleLevel = args.log_level
         cfg.logConfig.writer = self.log_writer
         cfg.logConfig.decor = pj.PJ_LOG_HAS_TIME | pj.PJ_LOG_HAS_SENDER
-        cfg.medConfig.hasIoqueue = True
-        cfg.medConfig.threadCnt = 1
+        cfg.medConfig.hasIoqueue = False  # RTP shares the SIP ioqueue: the main loop polls it
+        cfg.medConfig.threadCnt = 0
         cfg.medConfig.clockRate = CLOCK_RATE
         cfg.medConfig.sndClockRate = CLOCK_RATE
         cfg.medConfig.channelCount = 1

@@ -16,6 +16,7 @@ from sim.audio import (
     read_wav,
     resample,
     rms_dbfs,
+    segment_correlation,
     speak_wav,
     write_wav,
 )
@@ -73,3 +74,14 @@ def test_speech_is_telephone_format(tmp_path: Path) -> None:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
         assert w.getnframes() > 4000  # more than half a second of speech
     assert rms_dbfs(path) > -35
+
+
+def test_segment_correlation_forgives_a_jitter_buffer_slip() -> None:
+    ref = RNG.normal(0, 0.3, 16000)
+    # A receiver that inserted 20 ms of concealment half way through.
+    slipped = np.concatenate([ref[:8000], np.zeros(160), ref[8000:]])
+    assert correlation((slipped, 8000), (ref, 8000)) < 0.8
+    assert segment_correlation((slipped, 8000), (ref, 8000)) > 0.97
+    # ... but not missing audio.
+    cut = np.concatenate([ref[:8000], np.zeros(8000)])
+    assert segment_correlation((cut, 8000), (ref, 8000)) < 0.6

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.audio import correlation, is_silent
+from sim.audio import correlation, is_silent, segment_correlation
 from sim.phone import Phone, PhoneCommandError
 
 Pair = tuple[Phone, Phone]
@@ -39,9 +39,14 @@ async def test_audio_played_by_callee_reaches_caller_intact(
     with wave.open(str(heard)) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
     score = correlation(heard, greeting_wav)
+    per_piece = segment_correlation(heard, greeting_wav)
     record_property("correlation", score)  # type: ignore[operator]
-    print(f"correlation of received audio with the played file: {score:.4f}")
-    assert score > 0.9
+    record_property("segment_correlation", per_piece)  # type: ignore[operator]
+    print(f"received vs played: correlation {score:.4f}, per 0.5 s piece {per_piece:.4f}")
+    # On a quiet machine both are 0.999+. When the CPU is contended the receiving jitter
+    # buffer inserts 20 ms frames mid-sentence; only the whole-file correlation is
+    # sensitive to such timing slips, so the per-piece score is what is asserted.
+    assert per_piece > 0.9
 
 
 async def test_dtmf_arrives_in_order(pair: Pair) -> None:
