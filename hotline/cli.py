@@ -40,14 +40,20 @@ def main(ctx: click.Context, config_file: Path | None) -> None:
 
 def _prepare(settings: Settings):
     """Everything `up` needs before the first call: Asterisk, its config, prompts, database."""
+    from acd.seats import credentials
     from hotline import prompts
     from hotline.asterisk.runtime import AsteriskRuntime
     from hotline.db import make_engine, migrate
 
     secrets = load_or_create(settings.runtime_path)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    seats = credentials(engine)
+    engine.dispose()
     runtime = AsteriskRuntime(settings, secrets)
     runtime.install()
-    runtime.render_config(seats=[])
+    prompts.hold_music(runtime.sounds_dir)  # before rendering: musiconhold.conf points at it
+    runtime.render_config(seats)
     report = prompts.generate(
         prompts.load_catalogue(),
         runtime.sounds_dir,
@@ -55,11 +61,9 @@ def _prepare(settings: Settings):
         recorded_dir=settings.prompts.recorded_dir,
     )
     click.echo(
-        f"prompts: {report.spoken} spoken, {report.cached} from cache, {report.recorded} recorded"
+        f"prompts: {report.spoken} spoken, {report.cached} from cache, {report.recorded} recorded;"
+        f" {len(seats)} seats"
     )
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    engine.dispose()
     return secrets, runtime
 
 
@@ -155,9 +159,11 @@ def show_config(settings: Settings) -> None:
 
 
 def _register_feature_groups() -> None:
+    from acd.cli import seats
     from hotline.asterisk.cli import asterisk
 
     main.add_command(asterisk)
+    main.add_command(seats)
 
 
 _register_feature_groups()

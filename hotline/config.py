@@ -110,6 +110,19 @@ class IvrSettings(_Section):
         return value
 
 
+class AcdSettings(_Section):
+    """Defaults for every queue; ``queues`` overrides fields per queue (acd.config.QueueConfig)."""
+
+    ring_timeout_s: float = Field(15.0, gt=0)
+    wrap_up_s: float = Field(10.0, ge=0, description="话后处理 seconds after each call")
+    announce_interval_s: float | None = Field(45.0, gt=0)
+    max_wait_s: float | None = Field(300.0, gt=0, description="then a message or callback")
+    callback_offer_after_s: float | None = Field(60.0, gt=0)
+    overflow_to: str | None = Field("operator", description="queue that takes overflow")
+    overflow_after_s: float = Field(90.0, gt=0)
+    queues: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
 class SpeechSettings(_Section):
     model_path: Path | None = Field(None, description="Vosk model directory")
 
@@ -126,6 +139,7 @@ class Settings(BaseSettings):
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     ivr: IvrSettings = Field(default_factory=IvrSettings)
+    acd: AcdSettings = Field(default_factory=AcdSettings)
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
 
     @classmethod

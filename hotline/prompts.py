@@ -32,9 +32,51 @@ class PromptError(Exception):
 Catalogue = dict[str, dict[str, str]]
 
 
+MAX_ANNOUNCED = 20  # positions and minutes spoken as numbers; beyond it "more than 20"
+
+
+def queue_prompts() -> Catalogue:
+    """Position and estimated-wait announcements, one prompt per number (no concatenation of
+    digit recordings: a whole sentence sounds natural)."""
+    prompts: Catalogue = {}
+    for n in range(1, MAX_ANNOUNCED + 1):
+        verb, plural = ("is", "") if n == 1 else ("are", "s")
+        prompts[f"queue_position_{n}"] = {
+            "zh": f"您前面还有{n}位来电。",
+            "en": f"There {verb} {n} caller{plural} ahead of you.",
+        }
+        prompts[f"queue_wait_{n}"] = {
+            "zh": f"预计等待约{n}分钟。",
+            "en": f"The estimated wait is about {n} minute{plural}.",
+        }
+    prompts["queue_position_many"] = {
+        "zh": f"您前面还有超过{MAX_ANNOUNCED}位来电。",
+        "en": f"There are more than {MAX_ANNOUNCED} callers ahead of you.",
+    }
+    prompts["queue_wait_long"] = {
+        "zh": f"预计等待超过{MAX_ANNOUNCED}分钟。",
+        "en": f"The estimated wait is more than {MAX_ANNOUNCED} minutes.",
+    }
+    prompts["queue_next"] = {"zh": "您是下一位。", "en": "You are next."}
+    return prompts
+
+
+def announcement(position: int, ewt_seconds: float) -> list[str]:
+    """The prompt ids that tell a waiting caller their position and estimated wait."""
+    if position <= 1:
+        ids = ["queue_next"]
+    elif position - 1 <= MAX_ANNOUNCED:
+        ids = [f"queue_position_{position - 1}"]
+    else:
+        ids = ["queue_position_many"]
+    minutes = max(1, round(ewt_seconds / 60))
+    ids.append(f"queue_wait_{minutes}" if minutes <= MAX_ANNOUNCED else "queue_wait_long")
+    return ids
+
+
 def load_catalogue(directory: Path = CATALOGUE_DIR) -> Catalogue:
     """All prompt ids with their texts per language, from every YAML file in ``directory``."""
-    catalogue: Catalogue = {}
+    catalogue: Catalogue = dict(queue_prompts())
     for path in sorted(directory.glob("*.yaml")):
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         for prompt_id, texts in data.items():
@@ -142,6 +184,55 @@ def generate(
             else:
                 report.cached += 1
     return report
+
+
+def hold_music(out_dir: Path) -> Path:
+    """Music on hold for waiting callers: a calm plucked arpeggio (sox), 8 kHz WAV.
+
+    Generated so that a fresh installation has hold music without licensed files; put
+    recorded music in the same directory to replace it."""
+    target = out_dir / "moh" / "hold.wav"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    notes = ["C4", "E4", "G4", "C5", "A3", "C4", "E4", "A4", "F3", "A3", "C4", "F4", "G3", "B3",
+             "D4", "G4"]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        parts = []
+        for i, note in enumerate(notes):
+            part = Path(tmp) / f"{i:02d}.wav"
+            subprocess.run(
+                [
+                    "sox",
+                    "-n",
+                    "-r",
+                    "8000",
+                    "-c",
+                    "1",
+                    "-b",
+                    "16",
+                    str(part),
+                    "synth",
+                    "0.6",
+                    "pluck",
+                    note,
+                    "fade",
+                    "0",
+                    "0.6",
+                    "0.4",
+                    "vol",
+                    "0.35",
+                ],
+                check=True,
+                capture_output=True,
+            )
+            parts.append(str(part))
+        phrase = Path(tmp) / "phrase.wav"
+        subprocess.run(["sox", *parts, str(phrase)], check=True, capture_output=True)
+        subprocess.run(
+            ["sox", str(phrase), str(target), "repeat", "3"], check=True, capture_output=True
+        )
+    return target
 
 
 def missing(catalogue: Catalogue, out_dir: Path, languages: tuple[str, ...]) -> list[str]:

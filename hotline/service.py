@@ -17,6 +17,10 @@ from contextlib import suppress
 from aiohttp import web
 from sqlalchemy import Engine, select
 
+from acd import api as acd_api
+from acd.adapter import AcdService
+from acd.seats import list_seats, seat_config
+from acd.wiring import build_config
 from hotline.ari import AriClient
 from hotline.config import Settings
 from hotline.db import make_engine, migrate
@@ -33,7 +37,9 @@ from ivr.flow import DEFAULT_FLOW, FlowStore
 log = logging.getLogger(__name__)
 
 # Each feature's `setup(app, service)` adds its HTTP routes (see hotline.web).
-FEATURE_ROUTES: list[Callable[[web.Application, HotlineService], None]] = []
+FEATURE_ROUTES: list[Callable[[web.Application, HotlineService], None]] = [
+    lambda app, service: acd_api.setup(app, service.acd),
+]
 
 
 def has_called_before(engine: Engine, caller_key: str, call_id: str) -> bool:
@@ -84,6 +90,7 @@ class HotlineService:
         )
         self.ari.add_handler(self.calls.handle)
         self.ari.on_connect = self.calls.reconcile
+        self.acd: AcdService | None = None
         self._runner: web.AppRunner | None = None
         self._ari_task: asyncio.Task[None] | None = None
 
@@ -111,9 +118,16 @@ class HotlineService:
         return web.json_response(status, status=200 if ok else 503)
 
     # Lifecycle ----------------------------------------------------------------------------
+    def _start_acd(self, rows: list) -> None:
+        seats = [seat_config(row) for row in rows]
+        config = build_config(self.flows.current, self.settings.acd, seats)
+        self.acd = AcdService(self.ari, self.calls, self.event_log, config, engine=self.engine)
+        self.calls.handoff = self.acd
+
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.engine)
         await self.event_log.start()
+        self._start_acd(await asyncio.to_thread(list_seats, self.engine))
         self._ari_task = asyncio.create_task(self.ari.run(), name="ari")
         self._runner = web.AppRunner(self.http_app(), access_log=None)
         await self._runner.setup()
@@ -128,6 +142,8 @@ class HotlineService:
     async def stop(self) -> None:
         with suppress(Exception):
             await asyncio.wait_for(self.calls.shutdown(), timeout=5)
+        if self.acd is not None:
+            await self.acd.close()
         await self.ari.close()
         if self._ari_task is not None:
             self._ari_task.cancel()

@@ -482,6 +482,9 @@ class CallController:
                 # Destroyed while we were disconnected (e.g. Asterisk restarted).
                 session.hangup_requested_by = session.hangup_requested_by or "system"
                 self.sessions.pop(channel_id, None)
+                if session.handed_off:
+                    with contextlib.suppress(Exception):
+                        await self.handoff.caller_gone(session)
                 self.finish(session, 0, "channel lost while the ARI connection was down")
         orphans = [ch for ch in ours if ch["id"] not in self.sessions]
         for channel in orphans:

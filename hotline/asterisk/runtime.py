@@ -415,11 +415,12 @@ class AsteriskRuntime:
             self._chown(path)
 
     def _moh(self) -> tuple[str | None, tuple[str, ...]]:
-        moh = self.data_dir / "moh"
-        if moh.is_dir():
-            extra = moh_modules_for(p.name for p in moh.iterdir() if p.is_file())
-            if extra is not None:
-                return self.asterisk_path(moh), extra
+        # Our own hold music (generated with the prompts) first, then the installation's.
+        for moh in (self.sounds_dir / "moh", self.data_dir / "moh"):
+            if moh.is_dir():
+                extra = moh_modules_for(p.name for p in moh.iterdir() if p.is_file())
+                if extra is not None:
+                    return self.asterisk_path(moh), extra
         return None, ()
 
     def render_config(

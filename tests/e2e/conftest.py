@@ -26,6 +26,10 @@ from hotline.testing import REPO_ROOT, AsteriskInstance, free_port, wait_for
 PROMPT_CACHE = REPO_ROOT / ".hotline" / "prompt-cache"
 
 
+# A Monday inside the lawyers' hours (09:00-17:30 Asia/Shanghai), so consultations reach a queue.
+OFFICE_HOURS = "2026-11-23T10:00:00+08:00"
+
+
 @dataclass
 class ServiceProcess:
     config_path: Path
@@ -33,7 +37,47 @@ class ServiceProcess:
     database_url: str
     engine: Engine
     log_path: Path
+    token: str
+    sip_port: int
     process: subprocess.Popen[bytes] | None = None
+
+    # The service's API and CLI ------------------------------------------------------------------
+    def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, object]:
+        request = urllib.request.Request(
+            f"{self.base_url}{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hotline", "--config", str(self.config_path), *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            timeout=120,
+        )
+
+    def add_seat(self, seat_id: str, skills: str) -> str:
+        """A new seat through the CLI (which reloads Asterisk); returns its SIP password."""
+        result = self.cli("seats", "add", seat_id, "--skills", skills, "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["password"]
+
+    def seat(self, seat_id: str) -> dict:
+        status, seats = self.api("GET", "/api/acd/seats")
+        assert status == 200, seats
+        return next(s for s in seats if s["seat_id"] == seat_id)
+
+    @property
+    def registrar(self) -> str:
+        return f"sip:127.0.0.1:{self.sip_port}"
 
     def health(self) -> dict | None:
         try:
@@ -120,12 +164,26 @@ def hotline_service(asterisk_instance: AsteriskInstance, tmp_path_factory) -> Se
     settings = asterisk_instance.settings
     runtime = asterisk_instance.runtime
     prompts.generate(prompts.load_catalogue(), runtime.sounds_dir, cache_dir=PROMPT_CACHE)
+    prompts.hold_music(runtime.sounds_dir)
+    runtime.render_config([])  # hold music class; seats come from the service's database
+    runtime.cli("module reload res_musiconhold.so")
+    runtime.reload_pjsip()
     workdir = tmp_path_factory.mktemp("service")
     database_url = f"sqlite:///{workdir / 'hotline.db'}"
     config = settings.model_dump(mode="json")
     config["database"] = {"url": database_url}
     config["service"] = {"bind": "127.0.0.1", "port": free_port()}
     config["log_level"] = "DEBUG"
+    config["ivr"] = {"clock": OFFICE_HOURS}
+    # Short timers so that a test sees ring timeouts and wrap-up end in seconds.
+    config["acd"] = {
+        "ring_timeout_s": 4,
+        "wrap_up_s": 1,
+        "announce_interval_s": None,
+        "callback_offer_after_s": None,
+        "max_wait_s": 120,
+        "overflow_to": None,
+    }
     config_path = workdir / "hotline.yaml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     service = ServiceProcess(
@@ -134,6 +192,8 @@ def hotline_service(asterisk_instance: AsteriskInstance, tmp_path_factory) -> Se
         database_url=database_url,
         engine=make_engine(database_url),
         log_path=workdir / "service.log",
+        token=asterisk_instance.secrets.service_token,
+        sip_port=settings.asterisk.sip_port,
     )
     service.start()
     yield service

@@ -10,10 +10,10 @@ from alembic import context
 from sqlalchemy import Connection
 
 from hotline.db.engine import make_engine
-from hotline.db.models import Base
+from hotline.db.registry import all_metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = all_metadata()  # every feature's tables, for autogenerate
 
 
 def _run(connection: Connection) -> None:
