@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOTLINE := $(BIN)/hotline
 
-.PHONY: up install test lint format deps-debian asterisk clean
+.PHONY: up install test lint format deps-debian deps-test asterisk clean
 
 up: install
 	$(HOTLINE) up
@@ -13,6 +13,9 @@ install: deps-debian $(VENV)/.installed asterisk
 
 deps-debian:
 	@scripts/install-debian-deps.sh
+
+deps-test:
+	@HOTLINE_WITH_BROWSER=1 scripts/install-debian-deps.sh
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +34,7 @@ format: $(VENV)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: install lint
+test: install deps-test lint
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 clean:

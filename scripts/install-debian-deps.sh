@@ -3,7 +3,9 @@
 # debootstrap builds the Asterisk root; espeak-ng + sox make prompts; sip-tester is sipp.
 set -euo pipefail
 packages=(debootstrap espeak-ng sox libsox-fmt-all sip-tester)
-if [ "${HOTLINE_WITH_BROWSER:-0}" = 1 ]; then packages+=(chromium chromium-driver); fi
+# The agent desk's browser tests: Debian's Chromium (never a downloaded browser build) and a
+# CJK font, without which headless Chromium draws Chinese as empty boxes.
+if [ "${HOTLINE_WITH_BROWSER:-0}" = 1 ]; then packages+=(chromium chromium-driver fonts-wqy-microhei); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -58,6 +58,24 @@ class EventType(StrEnum):
     IVR_ACTION_FAILED = "ivr.action_failed"  # node, action, reason
     IVR_OUTCOME = "ivr.outcome"  # outcome, node, data
 
+    # --- ACD (acd.core's queue_log equivalents; call events under the caller's call id) --------
+    QUEUE_ENTERED = "queue.entered"  # queue, priority, position, origin
+    QUEUE_OFFERED = "queue.offered"  # queue, seat_id, ring_timeout, attempt
+    QUEUE_NO_ANSWER = "queue.no_answer"  # queue, seat_id, why (no_answer|busy|rejected|error)
+    QUEUE_CONNECTED = "queue.connected"  # queue, seat_id, wait
+    QUEUE_ABANDONED = "queue.abandoned"  # queue, position, wait, ringing
+    QUEUE_COMPLETED = "queue.completed"  # queue, seat_id, by (caller|seat), talk
+    QUEUE_TRANSFERRED = "queue.transferred"  # from_queue, to_queue or seat_id
+    QUEUE_OVERFLOWED = "queue.overflowed"  # from_queue, to_queue, wait
+    QUEUE_LEFT = "queue.left"  # queue, reason, action (message|callback|hangup)
+    CALLBACK_REQUESTED = "callback.requested"  # queue, position
+    CALLBACK_PLACED = "callback.placed"  # seat_id, attempt
+    CALLBACK_FAILED = "callback.failed"  # attempt, final
+    # Seat events are logged under the pseudo call id "seat:<seat_id>".
+    SEAT_STATE_CHANGED = "seat.state_changed"  # seat_id, from, to, reason, call_id
+    SEAT_LOGIN = "seat.login"  # seat_id, region
+    SEAT_LOGOUT = "seat.logout"  # seat_id
+
     # --- messages and callbacks booked in the IVR -------------------------------------------
     MESSAGE_RECORDED = "message.recorded"  # recording, duration_s, topic
     CALLBACK_BOOKED = "callback.booked"  # topic, caller_key
@@ -67,6 +85,60 @@ class EventType(StrEnum):
     SURVEY_INVALID = "survey.invalid"  # digit
     SURVEY_ANSWERED = "survey.answered"  # rating: satisfied|basically_satisfied|dissatisfied
     SURVEY_NOT_RATED = "survey.not_rated"  # reason: timeout|invalid|hangup
+
+    # --- KPI (kpi/): alerts, quality inspection (质检), follow-up of dissatisfied callers ---
+    # Alerts are service-wide (logged under the service pseudo call id).
+    # data: alert (answer_rate|satisfaction|service_level|longest_wait), value, target,
+    # scope ("hotline" or a queue), calls (how many calls the value is over)
+    KPI_ALERT_RAISED = "kpi.alert_raised"
+    # data: alert, value, target, scope, raised_at
+    KPI_ALERT_CLEARED = "kpi.alert_cleared"
+    # Logged under the call's own id, so the KPI deriver sees them with the call.
+    QA_SAMPLED = "qa.sampled"  # seat, period (e.g. 2026-10), share
+    QA_SCORED = "qa.scored"  # score (0..100), comment, inspector
+    FOLLOWUP_OPENED = "followup.opened"  # seat, reason ("dissatisfied")
+    FOLLOWUP_UPDATED = "followup.updated"  # status (open|contacted|unreachable|closed), note, by
+
+    # ===== recordings and transcripts (owner: recordings/) ================================
+    # A recording started on a bridge or channel. data: name (Asterisk recording name),
+    # kind ("call" | "message"), target ("bridge:<id>" | "channel:<id>")
+    RECORDING_STARTED = "recording.started"
+    # The file is encrypted at rest and its row written. data: recording_id, kind, sha256
+    # (of the clear WAV), size, duration_s, key_id
+    RECORDING_STORED = "recording.stored"
+    # A recording could not be made or stored. data: name, reason
+    RECORDING_FAILED = "recording.failed"
+    # Someone listened to / downloaded a recording or read a transcript (the audit table has
+    # the full record). data: recording_id (or null), action, principal, role, reason, outcome
+    RECORDING_ACCESSED = "recording.accessed"
+    # Retention removed a file. data: item_id, kind, path, stored_at, retention_days,
+    # expired_at, purged_at
+    RECORDING_PURGED = "recording.purged"
+    # Live transcription of one party started. data: speaker ("caller" | "seat"), stream
+    TRANSCRIPT_STARTED = "transcript.started"
+    # Bus only, never logged (seq 0): the recogniser's current guess. data: speaker, text
+    TRANSCRIPT_PARTIAL = "transcript.partial"
+    # One final segment. data: speaker ("caller" | "seat" | "mixed"), start_s, end_s, text,
+    # source ("live" | "post_call"), recording_id (post_call only)
+    TRANSCRIPT_SEGMENT = "transcript.segment"
+    # Live transcription was not possible for a party; the call is transcribed from its
+    # recording after it ends. data: speaker, reason ("saturated" | "no_model" |
+    # "tap_failed" | "worker_failed")
+    TRANSCRIPT_DEFERRED = "transcript.deferred"
+    # A transcription stream finished. data: speaker, source, segments, audio_s,
+    # recording_id (post_call only)
+    TRANSCRIPT_COMPLETED = "transcript.completed"
+    # Post-call transcription failed for good (after retries). data: recording_id, reason
+    TRANSCRIPT_FAILED = "transcript.failed"
+    # ===== end of recordings and transcripts ================================================
+
+    # ===== partner integration (owner: integrations/) ========================================
+    # A partner (110, 12345, ...) pushed a work order and it is stored; the work-order package
+    # makes it one of ours. Logged under the pseudo call id "integration:<order_id>".
+    # data: order_id (our id, pwo_...), partner, case_id (the partner's reference), title,
+    # urgency ("normal" | "urgent"), call_id (the linked call, or null)
+    INTEGRATION_WORKORDER_RECEIVED = "integration.workorder_received"
+    # ===== end of partner integration =======================================================
 
     # --- service --------------------------------------------------------------------------
     # After (re)connecting to Asterisk: what was found and what was done with it.
@@ -86,6 +158,11 @@ class HangupBy(StrEnum):
 # Keys a report relies on; checked by the log when the event is appended.
 REQUIRED_DATA: dict[EventType, frozenset[str]] = {
     EventType.CALL_ENDED: frozenset({"hangup_by"}),
+    # recordings and transcripts (owner: recordings/)
+    EventType.RECORDING_STORED: frozenset({"recording_id", "kind", "sha256"}),
+    EventType.RECORDING_PURGED: frozenset({"item_id", "kind"}),
+    EventType.TRANSCRIPT_SEGMENT: frozenset({"speaker", "start_s", "end_s", "text", "source"}),
+    EventType.TRANSCRIPT_DEFERRED: frozenset({"speaker", "reason"}),
 }
 
 # Keys whose values must come from a fixed set.
