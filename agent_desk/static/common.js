@@ -1,0 +1,282 @@
+/* Shared by every desk page: language switch, API calls with the CSRF token, the live socket.
+   No build step, no library. Chinese is the default language; English is a switch away. */
+"use strict";
+
+const I18N = {
+  zh: {
+    app_title: "12348 公共法律服务热线",
+    desk_title: "坐席工作台",
+    wallboard_title: "班长监控大屏",
+    admin_title: "系统管理",
+    signin: "登录", signout: "退出", username: "用户名", password: "密码",
+    signin_sub: "坐席工作台 · 请使用分配的账户登录",
+    hero_1: "7×24 小时热线服务 · 接通率 ≥ 95%",
+    hero_2: "来电号码全程脱敏，访问全程留痕",
+    hero_3: "坐席、班长、管理员、审计员分级授权",
+    lang_switch: "English", skip: "跳到主要内容",
+    change_pw_title: "请修改初始密码", change_pw_hint: "首次登录须设置新密码：至少 10 位，包含大写、小写、数字、符号中的三类。",
+    current_pw: "当前密码", new_pw: "新密码", new_pw2: "再次输入新密码", save: "保存",
+    pw_mismatch: "两次输入的新密码不一致", cancel: "取消", close: "关闭",
+    conn_up: "实时连接正常", conn_down: "连接中断，正在重连…", conn_wait: "正在连接…",
+    my_state: "我的状态", seat: "坐席", state_offline: "离线", state_available: "就绪",
+    state_offered: "振铃", state_on_call: "通话中", state_wrap_up: "话后处理", state_paused: "小休",
+    state_talking: "通话中", state_waiting: "排队中", state_ivr: "语音导航", state_ended: "已结束",
+    btn_ready: "就绪", btn_pause: "小休", btn_signin_seat: "签入", btn_signout_seat: "签出",
+    btn_wrapup_done: "结束话后处理", pause_reason: "小休原因",
+    reason_break: "小休", reason_meal: "就餐", reason_training: "培训", reason_meeting: "会议",
+    wrapup_left: "话后处理剩余",
+    screen_pop: "来电弹屏", no_call: "当前没有来电", waiting_calls: "等待来电",
+    caller: "来电号码", source: "来源", ivr_path: "导航路径", topic: "咨询类别", queue: "队列",
+    wait: "等待时长", entered: "来电时间", repeat: "再次来电", special: "绿色通道",
+    attached: "转入附带信息", transcript: "实时转写", transcript_empty: "通话开始后显示转写内容",
+    work_order: "工单", wo_type: "诉求类型", wo_summary: "诉求摘要", wo_reply: "答复意见",
+    wo_dispatch: "转办单位", wo_submit: "提交工单", wo_dispatch_btn: "转办",
+    wo_consult: "法律咨询", wo_help: "法律援助申请", wo_complaint: "投诉建议", wo_other: "其他",
+    call_controls: "通话控制", hold: "保持", resume: "恢复", transfer: "转接", consult: "咨询",
+    hangup: "挂断", callbacks: "回拨列表", callbacks_empty: "暂无回拨任务",
+    archive: "当事人档案", archive_empty: "来电后显示历史来电与工单",
+    figures_today: "今日数据", f_answered: "已接来电", f_aht: "平均处理时长",
+    f_satisfaction: "满意率", f_orders: "已建工单",
+    not_available: "该功能尚未接通（等待 ACD 接口）", done: "已完成",
+    tiles_waiting: "排队来电", tiles_longest: "最长等待", tiles_talking: "通话中",
+    tiles_available: "就绪坐席", tiles_answer_rate: "今日接通率", tiles_sl: "服务水平(15秒)",
+    target: "目标", queues: "队列实况", q_name: "队列", q_waiting: "排队",
+    q_longest: "最长等待", q_talking: "通话", seats_by_state: "坐席状态",
+    no_seats: "尚无坐席签入", no_queues: "暂无排队来电", live_calls: "实时来电",
+    chart_waiting: "排队来电趋势（近 10 分钟）", events: "实时事件", signed_in: "在线人员",
+    c_caller: "来电", c_source: "来源", c_state: "状态", c_seat: "坐席", c_wait: "时长",
+    no_calls: "暂无来电", now: "现在",
+    users: "用户", create_user: "新建用户", display_name: "姓名", role: "角色",
+    seat_id: "坐席号", create: "创建", reset_pw: "重置密码", lock: "锁定", unlock: "解锁",
+    role_seat_lawyer: "坐席律师", role_supervisor: "班长", role_administrator: "管理员",
+    role_auditor: "审计员", status: "状态", last_login: "最近登录", actions: "操作",
+    active: "正常", locked: "已锁定", must_change: "待改密",
+    audit: "安全审计日志", a_time: "时间", a_actor: "操作人", a_action: "操作", a_target: "对象",
+    a_outcome: "结果", a_addr: "来源地址",
+    new_password_title: "初始密码（仅显示一次）",
+    new_password_hint: "请将密码安全地交给本人；首次登录时必须修改。",
+    readonly_note: "审计员为只读访问：可查看用户与审计日志，不能修改。",
+    confirm_lock: "确定锁定该用户？其所有会话将立即失效。",
+    confirm_reset: "确定重置该用户的密码？其所有会话将立即失效。",
+    forbidden_title: "无权访问", forbidden_text: "您的角色不能访问此页面。",
+    back: "返回我的页面", session_ended: "会话已结束，请重新登录",
+  },
+  en: {
+    app_title: "12348 Public Legal Service Hotline",
+    desk_title: "Agent desk",
+    wallboard_title: "Supervisor wallboard",
+    admin_title: "Administration",
+    signin: "Sign in", signout: "Sign out", username: "Username", password: "Password",
+    signin_sub: "Agent desk · sign in with the account you were given",
+    hero_1: "24/7 hotline service · answer rate ≥ 95%",
+    hero_2: "Caller numbers masked everywhere, every access audited",
+    hero_3: "Seat lawyer, supervisor, administrator, auditor roles",
+    lang_switch: "中文", skip: "Skip to main content",
+    change_pw_title: "Change your first password", change_pw_hint: "Set a new password: at least 10 characters, three of upper, lower, digit, symbol.",
+    current_pw: "Current password", new_pw: "New password", new_pw2: "New password again", save: "Save",
+    pw_mismatch: "The new passwords differ", cancel: "Cancel", close: "Close",
+    conn_up: "Live", conn_down: "Disconnected, reconnecting…", conn_wait: "Connecting…",
+    my_state: "My state", seat: "Seat", state_offline: "Offline", state_available: "Ready",
+    state_offered: "Ringing", state_on_call: "On call", state_wrap_up: "Wrap-up", state_paused: "Paused",
+    state_talking: "Talking", state_waiting: "Waiting", state_ivr: "IVR", state_ended: "Ended",
+    btn_ready: "Ready", btn_pause: "Pause", btn_signin_seat: "Log in seat", btn_signout_seat: "Log out seat",
+    btn_wrapup_done: "End wrap-up", pause_reason: "Pause reason",
+    reason_break: "Break", reason_meal: "Meal", reason_training: "Training", reason_meeting: "Meeting",
+    wrapup_left: "Wrap-up left",
+    screen_pop: "Screen pop", no_call: "No call right now", waiting_calls: "Waiting for calls",
+    caller: "Caller", source: "Source", ivr_path: "IVR path", topic: "Topic", queue: "Queue",
+    wait: "Waited", entered: "Called at", repeat: "Repeat caller", special: "Priority group",
+    attached: "Attached data", transcript: "Live transcript", transcript_empty: "The transcript appears once the call is answered",
+    work_order: "Work order", wo_type: "Request type", wo_summary: "Summary", wo_reply: "Answer given",
+    wo_dispatch: "Dispatch to", wo_submit: "Submit", wo_dispatch_btn: "Dispatch",
+    wo_consult: "Legal advice", wo_help: "Legal aid", wo_complaint: "Complaint", wo_other: "Other",
+    call_controls: "Call controls", hold: "Hold", resume: "Resume", transfer: "Transfer", consult: "Consult",
+    hangup: "Hang up", callbacks: "Callbacks", callbacks_empty: "No callbacks",
+    archive: "Party archive", archive_empty: "Earlier calls and orders show here during a call",
+    figures_today: "My figures today", f_answered: "Answered", f_aht: "Avg handle time",
+    f_satisfaction: "Satisfaction", f_orders: "Work orders",
+    not_available: "Not connected yet (waiting for the ACD API)", done: "Done",
+    tiles_waiting: "Waiting", tiles_longest: "Longest wait", tiles_talking: "Talking",
+    tiles_available: "Ready seats", tiles_answer_rate: "Answer rate today", tiles_sl: "Service level (15 s)",
+    target: "target", queues: "Queues", q_name: "Queue", q_waiting: "Waiting",
+    q_longest: "Longest", q_talking: "Talking", seats_by_state: "Seats",
+    no_seats: "No seat logged in", no_queues: "No calls waiting", live_calls: "Live calls",
+    chart_waiting: "Waiting calls (last 10 minutes)", events: "Live events", signed_in: "Signed in",
+    c_caller: "Caller", c_source: "Source", c_state: "State", c_seat: "Seat", c_wait: "Time",
+    no_calls: "No calls", now: "now",
+    users: "Users", create_user: "New user", display_name: "Name", role: "Role",
+    seat_id: "Seat", create: "Create", reset_pw: "Reset password", lock: "Lock", unlock: "Unlock",
+    role_seat_lawyer: "Seat lawyer", role_supervisor: "Supervisor", role_administrator: "Administrator",
+    role_auditor: "Auditor", status: "Status", last_login: "Last sign-in", actions: "Actions",
+    active: "Active", locked: "Locked", must_change: "Must change password",
+    audit: "Security audit log", a_time: "Time", a_actor: "Actor", a_action: "Action", a_target: "Target",
+    a_outcome: "Outcome", a_addr: "Address",
+    new_password_title: "First password (shown once)",
+    new_password_hint: "Hand it over safely; it must be changed at first sign-in.",
+    readonly_note: "Auditors have read-only access: users and the audit log, no changes.",
+    confirm_lock: "Lock this user? All their sessions end at once.",
+    confirm_reset: "Reset this user's password? All their sessions end at once.",
+    forbidden_title: "Access denied", forbidden_text: "Your role may not open this page.",
+    back: "Back to my page", session_ended: "Your session ended: sign in again",
+  },
+};
+
+const Desk = {
+  lang: localStorage.getItem("desk.lang") === "en" ? "en" : "zh",
+  csrf: null,
+  me: null,
+
+  t(key) { return (I18N[this.lang] && I18N[this.lang][key]) || I18N.zh[key] || key; },
+
+  applyLang(root = document) {
+    document.documentElement.lang = this.lang === "zh" ? "zh-CN" : "en";
+    root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = this.t(el.dataset.i18n); });
+    root.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+      el.placeholder = this.t(el.dataset.i18nPlaceholder);
+    });
+    root.querySelectorAll("[data-i18n-title]").forEach((el) => {
+      el.title = this.t(el.dataset.i18nTitle);
+      el.setAttribute("aria-label", el.title);
+    });
+    document.dispatchEvent(new Event("desk:lang"));
+  },
+
+  toggleLang() {
+    this.lang = this.lang === "zh" ? "en" : "zh";
+    localStorage.setItem("desk.lang", this.lang);
+    this.applyLang();
+  },
+
+  /* JSON API call; state-changing methods carry the session's CSRF token. */
+  async api(method, path, body) {
+    const headers = { "Accept": "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (method !== "GET" && this.csrf) headers["X-CSRF-Token"] = this.csrf;
+    const resp = await fetch(path, {
+      method, headers, credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    try { data = await resp.json(); } catch (_) { data = null; }
+    if (resp.status === 401 && !path.startsWith("/api/auth/login")) {
+      location.assign("/");
+      throw new Error("unauthenticated");
+    }
+    if (!resp.ok) {
+      const err = new Error((data && data.error && data.error.message) || resp.statusText);
+      err.status = resp.status; err.code = data && data.error && data.error.code;
+      throw err;
+    }
+    return data;
+  },
+
+  /* For pages behind sign-in: who am I (and the CSRF token); fills the top bar. */
+  async loadMe() {
+    const me = await this.api("GET", "/api/auth/me");
+    this.me = me.user; this.csrf = me.csrf_token;
+    this.renderWho();
+    document.addEventListener("desk:lang", () => this.renderWho());
+    return me;
+  },
+
+  renderWho() {
+    const who = document.getElementById("who");
+    if (!who || !this.me) return;
+    const u = this.me;
+    who.textContent = `${u.display_name} · ${this.t("role_" + u.role)}` + (u.seat_id ? ` · ${this.t("seat")} ${u.seat_id}` : "");
+  },
+
+  async signOut() {
+    try { await this.api("POST", "/api/auth/logout"); } finally { location.assign("/"); }
+  },
+
+  wireTopbar() {
+    const lang = document.getElementById("lang");
+    if (lang) lang.addEventListener("click", () => this.toggleLang());
+    const out = document.getElementById("signout");
+    if (out) out.addEventListener("click", () => this.signOut());
+    this.applyLang();
+  },
+
+  toast(text, ms = 3500) {
+    const el = document.createElement("div");
+    el.className = "toast"; el.setAttribute("role", "status"); el.textContent = text;
+    document.body.appendChild(el);
+    setTimeout(() => el.remove(), ms);
+  },
+
+  /* Times are stored in UTC and shown in Beijing time. */
+  fmtTime(iso) {
+    if (!iso) return "—";
+    return new Intl.DateTimeFormat("zh-CN", {
+      timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+    }).format(new Date(iso));
+  },
+  fmtDateTime(iso) {
+    if (!iso) return "—";
+    return new Intl.DateTimeFormat("zh-CN", {
+      timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", hour12: false,
+    }).format(new Date(iso));
+  },
+  fmtDuration(seconds) {
+    if (seconds === null || seconds === undefined || isNaN(seconds)) return "—";
+    const s = Math.max(0, Math.floor(seconds));
+    const m = Math.floor(s / 60), r = s % 60;
+    return m >= 60 ? `${Math.floor(m / 60)}:${String(m % 60).padStart(2, "0")}:${String(r).padStart(2, "0")}`
+      : `${m}:${String(r).padStart(2, "0")}`;
+  },
+  since(iso) { return iso ? (Date.now() - Date.parse(iso)) / 1000 : null; },
+
+  el(tag, attrs = {}, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "class") e.className = v;
+      else if (k === "text") e.textContent = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v);
+    }
+    for (const c of children) if (c !== null && c !== undefined) e.append(c);
+    return e;
+  },
+};
+
+/* The live event stream: reconnects with backoff; a snapshot arrives on every (re)connect. */
+class LiveSocket {
+  constructor(onMessage) {
+    this.onMessage = onMessage;
+    this.delay = 1000;
+    this.ws = null;
+    this.stopped = false;
+    this.status = document.getElementById("conn");
+  }
+  setStatus(kind) {
+    if (!this.status) return;
+    this.status.className = "conn " + (kind === "up" ? "up" : kind === "down" ? "down" : "");
+    this.status.dataset.i18n = kind === "up" ? "conn_up" : kind === "down" ? "conn_down" : "conn_wait";
+    this.status.textContent = Desk.t(this.status.dataset.i18n);
+    this.status.dataset.state = kind;
+  }
+  connect() {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    this.setStatus("wait");
+    const ws = new WebSocket(`${proto}//${location.host}/api/events/ws`);
+    this.ws = ws;
+    ws.onopen = () => { this.delay = 1000; this.setStatus("up"); };
+    ws.onmessage = (m) => {
+      let msg; try { msg = JSON.parse(m.data); } catch (_) { return; }
+      if (msg.kind === "resync") { ws.send("snapshot"); return; }
+      this.onMessage(msg);
+    };
+    ws.onclose = (ev) => {
+      this.setStatus("down");
+      if (ev.code === 4401) { Desk.toast(Desk.t("session_ended")); setTimeout(() => location.assign("/"), 800); return; }
+      if (this.stopped) return;
+      const wait = this.delay * (0.75 + Math.random() * 0.5);
+      this.delay = Math.min(this.delay * 2, 30000);
+      setTimeout(() => this.connect(), wait);
+    };
+  }
+}
+window.Desk = Desk;
+window.LiveSocket = LiveSocket;
