@@ -1,5 +1,13 @@
 """Recordings: call recording, encrypted storage, retention, audited access, transcription.
 
-Pure parts so far: ``recordings.crypto`` (the encrypted-at-rest file format: chunked AES-GCM
-with key ids and rotation) and ``recordings.retention`` (which stored items have expired).
+- ``crypto`` — the encrypted-at-rest file format (chunked AES-GCM, key ids, rotation);
+- ``retention`` — which stored items have expired (pure);
+- ``models`` — tables: recordings, transcript segments, access audit;
+- ``store`` — keys in the runtime secrets, encrypt-and-record, purge;
+- ``access`` / ``http`` — audited reads and the HTTP API;
+- ``audiosocket`` — the AudioSocket protocol and the server externalMedia connects to;
+- ``tap`` — snoop + externalMedia + bridge over ARI for one party;
+- ``stt`` — the Vosk recogniser worker processes and their streams;
+- ``service`` — ``RecordingService``: what the call path calls (live or post-call, never none);
+- ``models_fetch`` — ``hotline models fetch zh``.
 """
