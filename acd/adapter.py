@@ -35,6 +35,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Engine
@@ -48,6 +49,8 @@ from hotline.events.log import CallEventLog
 from hotline.prompts import announcement
 from ivr import interpreter as ivr
 from ivr.app import CallController, CallSession, HandoffFailed, NoHandoff, new_survey
+from recordings.service import RecordingService
+from recordings.tap import is_tap_channel
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +98,16 @@ class AcdService:
         config: AcdConfig,
         *,
         engine: Engine | None = None,
+        recordings: RecordingService | None = None,
+        recordings_dir: Path | None = None,
         endpoint: Callable[[str], str] = lambda seat_id: f"PJSIP/{seat_id}",
         moh_class: str | None = "default",
     ) -> None:
         self.ari = ari_client
         self.engine = engine  # the seat directory, for seats added while running
+        self.recordings = recordings  # recording + live transcription of connected calls
+        self.recordings_dir = recordings_dir  # where Asterisk writes them (host path)
+        self._recording_calls: dict[str, str] = {}  # recording name → call id
         self.controller = controller
         self.events = event_log
         self.config = config
@@ -276,6 +284,21 @@ class AcdService:
         leg.state = "connected"
         call.connected_seat = command.seat_id
         call.connected_at = self._now()
+        await self._record_and_transcribe(call, leg)
+
+    async def _record_and_transcribe(self, call: QueuedCall, leg: SeatLeg) -> None:
+        """Both parties recorded (one mix) and each transcribed live; a failure here never
+        touches the conversation, and the recording service logs what it could not do."""
+        if self.recordings is None or call.bridge_id is None:
+            return
+        call_id = call.session.call_id
+        try:
+            name = await self.recordings.start_call_recording(self.ari, call.bridge_id, call_id)
+            self._recording_calls[name] = call_id
+            await self.recordings.tap(self.ari, call_id, call.session.channel_id, "caller")
+            await self.recordings.tap(self.ari, call_id, leg.channel_id, "seat")
+        except Exception:
+            log.exception("call %s: recording or transcription could not start", call_id)
 
     async def _announce(self, call: QueuedCall, prompt_ids: list[str]) -> None:
         session = call.session
@@ -388,9 +411,29 @@ class AcdService:
             leg.state = "ended"
             with contextlib.suppress(AriNotFound):
                 await self.ari.hangup(leg.channel_id)
+        if self.recordings is not None:
+            task = asyncio.create_task(self.recordings.call_ended(call.session.call_id))
+            task.add_done_callback(_log_task_error)
 
     # Seat leg events ------------------------------------------------------------------------------
+    def owns(self, object_id: str) -> bool:
+        """Channels and bridges of live calls that the IVR controller must not reconcile away."""
+        if object_id in self.legs or any(c.bridge_id == object_id for c in self.calls.values()):
+            return True
+        return is_tap_channel(object_id) and any(c.connected_seat for c in self.calls.values())
+
     async def handle(self, event: ari.Event) -> None:
+        if isinstance(event, ari.RecordingFinished | ari.RecordingFailed):
+            call_id = self._recording_calls.pop(event.name, None)
+            if call_id is not None and self.recordings is not None and self.recordings_dir:
+                if isinstance(event, ari.RecordingFinished):
+                    task = asyncio.create_task(
+                        self.recordings.store_asterisk_recording(
+                            self.recordings_dir, event.name, call_id
+                        )
+                    )
+                    task.add_done_callback(_log_task_error)
+            return
         if isinstance(event, ari.PlaybackFinished):
             session = self.controller.sessions.get(event.channel_id or "")
             done = session.extra.pop("on_prompt_done", None) if session else None

@@ -41,6 +41,7 @@ def main(ctx: click.Context, config_file: Path | None) -> None:
 def _prepare(settings: Settings):
     """Everything `up` needs before the first call: Asterisk, its config, prompts, database."""
     from acd.seats import credentials
+    from agent_desk.cli import ensure_first_admin
     from hotline import prompts
     from hotline.asterisk.runtime import AsteriskRuntime
     from hotline.db import make_engine, migrate
@@ -64,6 +65,13 @@ def _prepare(settings: Settings):
         f"prompts: {report.spoken} spoken, {report.cached} from cache, {report.recorded} recorded;"
         f" {len(seats)} seats"
     )
+    created = ensure_first_admin(settings)
+    if created is not None:
+        username, password = created
+        click.echo(
+            f"first administrator created: user {username!r}, password {password!r} "
+            "(shown once; it must be changed at first sign-in)"
+        )
     return secrets, runtime
 
 
@@ -76,9 +84,11 @@ def up(settings: Settings) -> None:
     secrets, runtime = _prepare(settings)
     runtime.start()
     ast = settings.asterisk
+    svc = settings.service
     click.echo(
         f"12348 hotline ready: call sip:{ast.service_numbers[0]}@{ast.bind}:{ast.sip_port} "
-        f"from {', '.join(ast.trunk_addresses)} (carrier trunk, no registration). Ctrl-C stops."
+        f"from {', '.join(ast.trunk_addresses)} (carrier trunk, no registration); "
+        f"agent desk http://{svc.bind}:{svc.port}/ . Ctrl-C stops."
     )
     try:
         service = HotlineService(
@@ -160,10 +170,15 @@ def show_config(settings: Settings) -> None:
 
 def _register_feature_groups() -> None:
     from acd.cli import seats
+    from agent_desk.cli import users
     from hotline.asterisk.cli import asterisk
+    from integrations.cli import partners
+    from kpi.cli import register as register_kpi
+    from recordings.models_fetch import models_cli
 
-    main.add_command(asterisk)
-    main.add_command(seats)
+    for group in (asterisk, seats, users, partners, models_cli):
+        main.add_command(group)
+    register_kpi(main)  # report, staffing
 
 
 _register_feature_groups()

@@ -18,6 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from kpi.settings import KpiSettings  # targets and thresholds, defined beside the formulas
+
 Port = int
 
 
@@ -140,6 +142,7 @@ class Settings(BaseSettings):
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     ivr: IvrSettings = Field(default_factory=IvrSettings)
     acd: AcdSettings = Field(default_factory=AcdSettings)
+    kpi: KpiSettings = Field(default_factory=KpiSettings)
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
 
     @classmethod

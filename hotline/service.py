@@ -21,7 +21,9 @@ from acd import api as acd_api
 from acd.adapter import AcdService
 from acd.seats import list_seats, seat_config
 from acd.wiring import build_config
+from agent_desk import http as desk_http
 from hotline.ari import AriClient
+from hotline.asterisk.runtime import AsteriskRuntime
 from hotline.config import Settings
 from hotline.db import make_engine, migrate
 from hotline.db.models import CallEventRow
@@ -31,14 +33,23 @@ from hotline.events.types import EventType
 from hotline.prompts import load_catalogue
 from hotline.secrets import Secrets
 from hotline.web import new_app, token_authenticator
-from ivr.app import CallController
+from integrations import http as integrations_http
+from ivr.app import CallController, CallSession
 from ivr.flow import DEFAULT_FLOW, FlowStore
+from kpi import http as kpi_http
+from recordings import http as recordings_http
+from recordings.models_fetch import default_model_path
+from recordings.service import RecordingService
 
 log = logging.getLogger(__name__)
 
 # Each feature's `setup(app, service)` adds its HTTP routes (see hotline.web).
-FEATURE_ROUTES: list[Callable[[web.Application, HotlineService], None]] = [
+FEATURE_ROUTES: list[Callable[[web.Application, HotlineService], object]] = [
     lambda app, service: acd_api.setup(app, service.acd),
+    desk_http.setup,  # sign-in, sessions, the desk and wallboard pages, the live event stream
+    integrations_http.setup,  # the partners' signed work-order exchange
+    recordings_http.setup,  # audited playback, transcripts
+    kpi_http.setup,  # /metrics, live KPIs and alerts, reports, QA and follow-up lists
 ]
 
 
@@ -91,6 +102,16 @@ class HotlineService:
         self.ari.add_handler(self.calls.handle)
         self.ari.on_connect = self.calls.reconcile
         self.acd: AcdService | None = None
+        self.asterisk = AsteriskRuntime(settings, secrets)  # paths only; `up` runs it
+        self.recordings = RecordingService(
+            self.engine,
+            self.event_log,
+            runtime_dir=settings.runtime_path,
+            model_path=default_model_path(settings),
+            bus=self.bus,
+        )
+        self.calls.on_message_recorded = self._store_message
+        self._purge_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._ari_task: asyncio.Task[None] | None = None
 
@@ -121,12 +142,38 @@ class HotlineService:
     def _start_acd(self, rows: list) -> None:
         seats = [seat_config(row) for row in rows]
         config = build_config(self.flows.current, self.settings.acd, seats)
-        self.acd = AcdService(self.ari, self.calls, self.event_log, config, engine=self.engine)
+        self.acd = AcdService(
+            self.ari,
+            self.calls,
+            self.event_log,
+            config,
+            engine=self.engine,
+            recordings=self.recordings,
+            recordings_dir=self.asterisk.ari_recordings_dir,
+        )
         self.calls.handoff = self.acd
+
+    async def _store_message(self, session: CallSession, name: str) -> None:
+        await self.recordings.store_asterisk_recording(
+            self.asterisk.ari_recordings_dir, name, session.call_id, kind="message"
+        )
+
+    async def _purge_daily(self) -> None:
+        """Retention: delete expired recordings once a day (each purge is logged)."""
+        while True:
+            try:
+                await self.recordings.store.purge()
+            except Exception:
+                log.exception("recording purge failed; retrying in an hour")
+                await asyncio.sleep(3600)
+                continue
+            await asyncio.sleep(24 * 3600)
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.engine)
         await self.event_log.start()
+        await self.recordings.start()
+        self._purge_task = asyncio.create_task(self._purge_daily(), name="recording-purge")
         self._start_acd(await asyncio.to_thread(list_seats, self.engine))
         self._ari_task = asyncio.create_task(self.ari.run(), name="ari")
         self._runner = web.AppRunner(self.http_app(), access_log=None)
@@ -151,6 +198,9 @@ class HotlineService:
                 await self._ari_task
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._purge_task is not None:
+            self._purge_task.cancel()
+        await self.recordings.close()
         await self.event_log.close()
         self.engine.dispose()
 

@@ -83,6 +83,7 @@ class Handoff(Protocol):
     async def transfer_out(self, session: CallSession, command: ivr.TransferOut) -> None: ...
     async def book_callback(self, session: CallSession, command: ivr.BookCallback) -> None: ...
     async def caller_gone(self, session: CallSession) -> None: ...
+    def owns(self, object_id: str) -> bool: ...
 
 
 class NoHandoff:
@@ -107,6 +108,9 @@ class NoHandoff:
 
     async def caller_gone(self, session: CallSession) -> None:
         return None
+
+    def owns(self, object_id: str) -> bool:
+        return False
 
 
 @dataclass
@@ -166,6 +170,8 @@ class CallController:
         self.blocked = {normalise_number(n) for n in blocked_numbers}
         self.is_repeat_caller = is_repeat_caller or _never_called_before
         self.handoff: Handoff = NoHandoff(self)
+        # A voice message was recorded (name of the Asterisk recording): store it safely.
+        self.on_message_recorded: Callable[[CallSession, str], Awaitable[Any]] | None = None
         self.sessions: dict[str, CallSession] = {}  # by caller channel id
         self._drained = asyncio.Event()  # set whenever no call is left
 
@@ -412,6 +418,9 @@ class CallController:
         self.record(
             session, EventType.MESSAGE_RECORDED, {"recording": event.name, "duration_s": duration}
         )
+        if self.on_message_recorded is not None:
+            task = asyncio.create_task(self.on_message_recorded(session, event.name))
+            task.add_done_callback(_log_task_error)
         await self.feed(session, ivr.RecordingFinished(duration))
 
     # Ending -----------------------------------------------------------------------------------
@@ -486,7 +495,9 @@ class CallController:
                     with contextlib.suppress(Exception):
                         await self.handoff.caller_gone(session)
                 self.finish(session, 0, "channel lost while the ARI connection was down")
-        orphans = [ch for ch in ours if ch["id"] not in self.sessions]
+        orphans = [
+            ch for ch in ours if ch["id"] not in self.sessions and not self.handoff.owns(ch["id"])
+        ]
         for channel in orphans:
             call_id = await self._adopt_call_id(channel["id"])
             self.events.append(
@@ -502,7 +513,7 @@ class CallController:
             with contextlib.suppress(AriNotFound):
                 await self.ari.hangup(channel["id"], reason="normal")
         busy = {b for s in self.sessions.values() for b in s.extra.get("bridges", ())}
-        stale = [b for b in bridges if b["id"] not in busy]
+        stale = [b for b in bridges if b["id"] not in busy and not self.handoff.owns(b["id"])]
         for bridge in stale:
             with contextlib.suppress(AriNotFound):
                 await self.ari.destroy_bridge(bridge["id"])

@@ -14,6 +14,8 @@ from hotline.db.models import Base
 
 FEATURE_MODELS = (
     "acd.models",
+    "recordings.models",
+    "kpi.models",
     "agent_desk.models",
     "integrations.models",
 )

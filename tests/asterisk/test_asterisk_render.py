@@ -24,9 +24,7 @@ from hotline.config import AsteriskSettings
 from hotline.secrets import Secrets
 from hotline.testing import DEFAULT_TEST_ASTERISK_ROOT
 
-SECRETS = Secrets(
-    ari_user="hotline", ari_password="pw-123", phone_hash_key="k", service_token="t"
-)
+SECRETS = Secrets(ari_user="hotline", ari_password="pw-123", phone_hash_key="k", service_token="t")
 DIRS = ConfigDirs("/e", "/r", "/s", "/l", "/g", "/m", "/usr/share/asterisk")
 
 
