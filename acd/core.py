@@ -32,7 +32,8 @@ than that already is ahead of them. The key does not change with time, so heaps 
 without re-sorting, and starvation is impossible: only calls with a smaller key can pass a
 call, and calls arriving more than max_priority * aging_s_per_level after it all have larger
 keys. A call that was offered and not answered goes back with the *same* key, i.e. at its
-original position. Overflow keeps the original arrival (the caller does not lose their wait);
+original position. Overflow keeps the original arrival and sequence number (the caller loses
+neither their wait nor their order among equals, however late the overflow ran);
 a transfer re-enters at the transfer time with the call's original priority.
 
 Routing indexes (``acd.routing``). Waiting calls are bucketed by (queue, current skill
@@ -589,15 +590,17 @@ class Acd:
             del self._buckets[bkey]
         self._queues[call.queue].ranks.remove(call.key)
 
-    def _enqueue(self, call: CallRec, queue: str, key_time: float) -> None:
+    def _enqueue(self, call: CallRec, queue: str, key_time: float, seq: int | None = None) -> None:
         q = self._queues[queue].cfg
         call.queue = queue
         call.queue_entered_at = self._now
         call.stage = 0
         call.overflow_skipped = False
         call.reqs = requirements(q, call.needed)
-        self._seq += 1
-        call.key = (key_time - call.priority * q.aging_s_per_level, self._seq)
+        if seq is None:
+            self._seq += 1
+            seq = self._seq
+        call.key = (key_time - call.priority * q.aging_s_per_level, seq)
         call.next_announce = self._now + q.announce_interval_s if q.announce_interval_s else None
         self._insert(call)
         if q.announce_on_entry and q.announce_interval_s and not call.callback:
@@ -705,8 +708,11 @@ class Acd:
             to_queue=to_queue,
             wait=self._now - call.entered_at,
         )
-        # Keep the first arrival: the caller does not lose the time already waited.
-        self._enqueue(call, to_queue, call.entered_at)
+        # Keep the first arrival and its tie-break: the caller loses neither the time waited
+        # nor their order among callers with the same effective arrival. A fresh sequence
+        # number would order them by when each overflowed, and a call that was ringing or
+        # dialling a callback at its overflow time overflows late.
+        self._enqueue(call, to_queue, call.entered_at, seq=call.key[1])
 
     # ------------------------------------------------------------------ seats
     def _is_empty(self, q: _QueueRec) -> bool:

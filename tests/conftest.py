@@ -25,3 +25,17 @@ def asterisk_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aste
 
 
 # ===== end of Asterisk runtime fixtures =====================================================
+
+
+# ===== Hypothesis profiles (owner: acd tests) ================================================
+# CI runs must be reproducible: with CI set, examples come from a hash of each test (not a
+# random seed), there is no deadline on a loaded runner, and a failure prints its blob for
+# @reproduce_failure. Loaded here, before the test modules build their settings objects.
+import os  # noqa: E402
+
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    _hypothesis_settings.load_profile("ci")
+# ===== end of Hypothesis profiles ============================================================

@@ -338,6 +338,43 @@ def test_overflow_is_skipped_when_the_target_has_nobody() -> None:
     assert acd.call_view("c1").queue == "labour"
 
 
+def test_late_overflow_keeps_the_order_of_callers_who_arrived_together() -> None:
+    """Regression (found by the stateful test): c1 and c2 arrive together at priority 2.
+
+    c1 asks for a callback keeping its place, so s1 is reserved for it and dialled. c2's overflow
+    falls due at 30 s while c1 is still dialling; c1's callback times out at 60 s, it returns and
+    overflows too, in the same tick. It must stay ahead of c2: it used to get a fresh sequence
+    number on overflow, which put c2 first and offered s1 to c2.
+    """
+    family = QueueConfig(
+        name="family",
+        aging_s_per_level=10,
+        overflow=OverflowRule(after_s=30, to_queue="labour"),
+        callback_retry_delay_s=0,
+        callback_timeout_s=60,
+        announce_interval_s=None,
+    )
+    labour = QueueConfig(name="labour", min_level=2, aging_s_per_level=15, announce_interval_s=None)
+    acd = make({"s1": {"labour": 3, "family": 1}}, queues=[family, labour], login=False)
+    acd.call_arrived("c1", "family", now=0, priority=2, caller_key="k1")
+    acd.callback_requested("c1", now=0)
+    assert of(acd.seat_logged_in("s1", now=0), DialCallback) == [DialCallback("c1", "s1")]
+    acd.call_arrived("c2", "family", now=0, priority=2)
+    assert acd.tick(20).commands == []
+    out = acd.tick(60).commands
+    assert of(out, Overflowed) == [
+        Overflowed("c2", "family", "labour"),
+        Overflowed("c1", "family", "labour"),
+    ]
+    assert logs(out, "callback.failed")[0]["final"] is False
+    assert offers(out) == []  # s1 is not given to c2 ...
+    assert of(out, DialCallback) == [DialCallback("c1", "s1")]  # ... but reserved for c1 again
+    assert acd.call_view("c1").key < acd.call_view("c2").key
+    acd.callback_result("c1", True, now=70)
+    assert offers(acd.call_completed("c1", "seat", now=100)) == []  # labour wrap-up 10 s
+    assert offers(acd.tick(110).commands) == [("c2", "s1")]
+
+
 # ----------------------------------------------------------------- offers failing
 def test_no_answer_pauses_the_seat_and_keeps_the_original_position() -> None:
     q = QueueConfig(name="labour", ring_timeout_s=15, announce_interval_s=None)

@@ -5,8 +5,9 @@ commands it received) and checks the commands of each step against it:
 - a seat is never offered two calls at once; a call is never bridged to two seats;
 - a seat that is offline, paused or in wrap-up is never offered a call;
 - offers follow the queue order: no waiting call with a better place (effective arrival
-  = arrival - priority * aging, so the longest-waiting caller at equal priority first, and no
-  starvation under priority) that the seat could take is passed over;
+  = arrival - priority * aging of the queue the call is in, so the longest-waiting caller at
+  equal priority first, also after an overflow, and no starvation under priority) that the seat
+  could take is passed over;
 - no-answer puts the call back with its original key and pauses the seat with 未接听;
 - every seat state change is a legal transition chained from the previous one;
 - decisions are immediate: after every input no waiting call has an available seat it qualifies for.
@@ -124,12 +125,17 @@ class AcdMachine(RuleBasedStateMachine):
             if v.state is state and (callback is None or v.callback == callback)
         )
 
-    def oracle_place(self, call: str) -> tuple[float, int] | None:
-        """Place by the test's own arithmetic, for calls that never changed queue."""
-        if call in self.moved or call not in self.arrival:
+    def oracle_place(self, call: str, views: dict[str, Any]) -> tuple[str, float, int] | None:
+        """(queue, place) by the test's own arithmetic, for calls never transferred.
+
+        An overflowed call keeps its first arrival and arrival order but is aged by the queue
+        it is in now, so calls compare by place only within the same current queue.
+        """
+        if call in self.moved or call not in self.arrival or call not in views:
             return None
-        t, order, prio, queue = self.arrival[call]
-        return (t - prio * AGING[queue], order)
+        t, order, prio, _ = self.arrival[call]
+        queue = views[call].queue
+        return (queue, t - prio * AGING[queue], order)
 
     def wrap_block(self, seat: str, queue: str) -> None:
         """The seat's call ends now (completed, hung up, transferred): wrap-up or pause."""
@@ -186,8 +192,8 @@ class AcdMachine(RuleBasedStateMachine):
                         assert mine is not None and after[w].key > mine, (
                             f"{s} offered {c} {mine} but {w} {after[w].key} waits and fits"
                         )
-                    ow, oc = self.oracle_place(w), self.oracle_place(c)
-                    same = ow and oc and self.arrival[w][3] == self.arrival[c][3]
+                    ow, oc = self.oracle_place(w, after), self.oracle_place(c, after)
+                    same = ow and oc and ow[0] == oc[0]
                     if same and ow < oc and self.acd.seat_qualifies(s, w):  # type: ignore[operator]
                         raise AssertionError(f"{w} waited longer than {c} and fits {s}")
             elif isinstance(cmd, CancelOffer):

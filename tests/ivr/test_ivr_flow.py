@@ -92,7 +92,7 @@ def test_unknown_node_type(tmp_path):
     assert problems(tmp_path, text) == [
         f"{path}:{line_of(text, 'hang_up')}: node 'bye': unknown node type 'hang_up' (expected "
         "one of play, info, menu, language, collect, hours, condition, queue, transfer, record, "
-        "callback, hangup)"
+        "callback, lookup, hangup)"
     ]
 
 

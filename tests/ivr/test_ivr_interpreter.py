@@ -189,6 +189,30 @@ def test_work_order_number_ends_on_timeout_with_keys_in_hand(default_flow):
     assert run.variables == {"work_order": "123456"}
 
 
+def test_id_number_keyed_at_the_work_order_prompt_is_a_work_order_number(default_flow):
+    # Regression (property-test counterexample): 1 during the welcome, 9 at the main menu, then
+    # the keys meant for the ID application. They reach 查询工单进度, not 身份证号; the IVR cannot
+    # tell what the caller meant, so they are a work-order number, logged in clear as the flow
+    # says, and no key is taken for an ID number.
+    id_number = "100000000000000000"
+    run, _ = new_run(default_flow)
+    out = drive(run, "19" + "22" + id_number)
+    assert run.path[-2:] == ["work_order_number", "connecting_work_order"]
+    assert run.variables == {"work_order": "22" + id_number}
+    [collected] = logs(out, "ivr.collected")
+    assert collected.data["node"] == "work_order_number"
+    assert collected.data["value"] == "22" + id_number
+    keys = [c.data for c in logs(out, "ivr.input") if c.data["kind"] == "digit"]
+    assert [k["digit"] for k in keys] == list("19" + "22" + id_number)  # none masked
+    # The same keys without the 9 are the ID number: masked from the ID node on, never in clear.
+    run, _ = new_run(default_flow)
+    out = drive(run, "122" + id_number)
+    assert run.variables == {"id_number": id_number}
+    keys = [c.data for c in logs(out, "ivr.input") if c.data["kind"] == "digit"]
+    assert [k["digit"] for k in keys if k["node"] == "legal_aid_id"] == [MASK] * 18
+    assert id_number[:10] not in json.dumps([c.data for c in logs(out)], ensure_ascii=False)
+
+
 def test_invalid_key_then_valid_key(default_flow):
     run, _ = new_run(default_flow)
     drive(run, MAIN + "P")  # main menu prompt done, timer running
