@@ -22,7 +22,7 @@ from hotline.db import make_engine
 from hotline.db.models import CallEventRow
 from hotline.events.log import events_for_call
 from hotline.events.types import CallEvent
-from hotline.testing import REPO_ROOT, AsteriskInstance, free_port, wait_for
+from hotline.testing import REPO_ROOT, AsteriskInstance, async_wait_for, free_port, wait_for
 
 PROMPT_CACHE = REPO_ROOT / ".hotline" / "prompt-cache"
 
@@ -104,6 +104,16 @@ class ServiceProcess:
             message="the service to connect to ARI",
         )
 
+    def restart_with(self, **sections: dict) -> None:
+        """Stop, change configuration sections (e.g. ivr={"clock": ...}), start again."""
+        config = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+        for name, values in sections.items():
+            config[name] = {**config.get(name, {}), **values}
+        self.config_path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+        if self.process is not None:
+            self.stop()
+        self.start()
+
     def _died(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             raise AssertionError(f"service exited: {self.log_tail()}")
@@ -145,6 +155,26 @@ class ServiceProcess:
             return None
 
         return wait_for(logged, timeout, message=f"{type_} {data} for {caller_masked}")
+
+    async def await_logged(
+        self,
+        caller_masked: str,
+        type_: str,
+        timeout: float = 15,  # noqa: ASYNC109 - a deadline for polling the database
+        **data: object,
+    ) -> CallEvent:
+        """``wait_logged`` for tests that run many callers at once on one event loop."""
+
+        def logged() -> CallEvent | None:
+            for call_id in self.call_ids_for(caller_masked):
+                for event in self.events(call_id):
+                    if event.type == type_ and all(event.data.get(k) == v for k, v in data.items()):
+                        return event
+            return None
+
+        return await async_wait_for(
+            logged, timeout, interval=0.2, message=f"{type_} {data} for {caller_masked}"
+        )
 
     def wait_call_ended(self, caller_masked: str, timeout: float = 20) -> list[CallEvent]:
         """The one call from this caller, once its record is complete (call.ended written)."""
