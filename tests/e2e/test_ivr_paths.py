@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from hotline.privacy import mask_number
+from hotline.testing import OFFICE_HOURS
 from sim.audio import speak_wav
 from sim.phone import Phone
-
-from .conftest import OFFICE_HOURS
 
 pytestmark = pytest.mark.e2e
 

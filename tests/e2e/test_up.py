@@ -10,10 +10,14 @@ import sys
 import pytest
 import yaml
 
-from hotline.testing import DEFAULT_TEST_ASTERISK_ROOT, REPO_ROOT, free_port, reserve_ports
+from hotline.testing import (
+    DEFAULT_TEST_ASTERISK_ROOT,
+    PROMPT_CACHE,
+    REPO_ROOT,
+    free_port,
+    reserve_ports,
+)
 from sim.phone import Phone
-
-from .conftest import PROMPT_CACHE
 
 pytestmark = pytest.mark.e2e
 
