@@ -112,14 +112,16 @@ def setup(
     """Add the desk's routes to ``app`` and its session authenticator to hotline.web."""
     config = config or DeskAuthConfig.from_service(service)
     store = AuthStore(service.engine, config)
-    desk = Desk(DeskAuth(store), LiveHub(), weakref.WeakSet())
+    targets, tz = _kpi_targets(service)
+    hub = LiveHub(wrap_up_lookup=_wrap_up_lookup(service), kpi_targets=targets, tz=tz)
+    desk = Desk(DeskAuth(store), hub, weakref.WeakSet())
     app[DESK_KEY] = desk
     app[AUTHENTICATORS_KEY].append(desk.auth.session_authenticator)
 
     async def on_startup(_app: web.Application) -> None:
         bus = getattr(service, "bus", None)
         if start_hub and bus is not None:
-            desk.hub.start(bus)
+            desk.hub.start(bus, getattr(service, "engine", None))
 
     async def on_shutdown(_app: web.Application) -> None:
         for ws in list(desk.sockets):
@@ -151,6 +153,37 @@ def setup(
     r.add_post("/api/admin/users/{username}/unlock", unlock_user)
     r.add_get("/api/admin/audit", audit_log)
     return desk
+
+
+def _wrap_up_lookup(service: Any) -> Callable[[str, str | None], float | None]:
+    """The wrap-up seconds of a seat after a call of ``queue``, from the running ACD's
+    configuration (a seat's own setting wins over its queue's), for seat events that do not
+    carry them. Looked up at each wrap-up: the ACD is created after the routes."""
+
+    def lookup(seat_id: str, queue: str | None) -> float | None:
+        config = getattr(getattr(service, "acd", None), "config", None)
+        if config is None:
+            return None
+        for seat in getattr(config, "seats", ()):
+            if seat.seat_id == seat_id and seat.wrap_up_s is not None:
+                return float(seat.wrap_up_s)
+        queues = list(getattr(config, "queues", ()))
+        chosen = next((q for q in queues if q.name == queue), None)
+        if chosen is None and len(queues) == 1:
+            chosen = queues[0]
+        return float(chosen.wrap_up_s) if chosen is not None else None
+
+    return lookup
+
+
+def _kpi_targets(service: Any) -> tuple[dict[str, float], str]:
+    """The KPI targets the wallboard compares against (the KPI feature's settings)."""
+    from kpi.settings import kpi_settings
+
+    settings = kpi_settings(getattr(service, "settings", None))
+    targets = settings.targets.model_dump()
+    targets["service_level_s"] = settings.service_level_s
+    return targets, settings.tz
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:

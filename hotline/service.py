@@ -40,6 +40,8 @@ from kpi import http as kpi_http
 from recordings import http as recordings_http
 from recordings.models_fetch import default_model_path
 from recordings.service import RecordingService
+from workorders import http as workorders_http
+from workorders.service import WorkOrderService
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ FEATURE_ROUTES: list[Callable[[web.Application, HotlineService], object]] = [
     lambda app, service: acd_api.setup(app, service.acd),
     desk_http.setup,  # sign-in, sessions, the desk and wallboard pages, the live event stream
     integrations_http.setup,  # the partners' signed work-order exchange
+    workorders_http.setup,  # work orders and the party archive (after integrations)
     recordings_http.setup,  # audited playback, transcripts
     kpi_http.setup,  # /metrics, live KPIs and alerts, reports, QA and follow-up lists
 ]
@@ -111,6 +114,11 @@ class HotlineService:
             bus=self.bus,
         )
         self.calls.on_message_recorded = self._store_message
+        self.workorders = WorkOrderService(
+            self.engine, self.event_log, self.bus, settings.runtime_path, self.recordings
+        )
+        self.calls.on_caller = self.workorders.remember_caller
+        self.calls.work_order_status = self.workorders.status_for_number
         self._purge_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._ari_task: asyncio.Task[None] | None = None

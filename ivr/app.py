@@ -170,6 +170,10 @@ class CallController:
         self.blocked = {normalise_number(n) for n in blocked_numbers}
         self.is_repeat_caller = is_repeat_caller or _never_called_before
         self.handoff: Handoff = NoHandoff(self)
+        # Hooks for the work-order service: the caller's number for the order (kept encrypted
+        # there), and the status of an order number typed in IVR menu 9.
+        self.on_caller: Callable[[str, str], None] | None = None
+        self.work_order_status: Callable[..., Awaitable[tuple[str | None, Any]]] | None = None
         # A voice message was recorded (name of the Asterisk recording): store it safely.
         self.on_message_recorded: Callable[[CallSession, str], Awaitable[Any]] | None = None
         self.sessions: dict[str, CallSession] = {}  # by caller channel id
@@ -232,6 +236,8 @@ class CallController:
                 "kind": kind,
             },
         )
+        if self.on_caller is not None:
+            self.on_caller(session.call_id, session.caller_number)
         if kind != "inbound":
             self.record(session, EventType.CALL_REJECTED, {"reason": "unknown_number"})
             await self.hang_up(session, REJECT_REASON)
@@ -303,6 +309,8 @@ class CallController:
                     await self._record_message(session, command, pending)
                 case ivr.EnterQueue() | ivr.TransferOut() | ivr.BookCallback():
                     await self._hand_off(session, command, pending)
+                case ivr.Lookup(value=value):
+                    pending.append(await self._lookup(session, value))
                 case ivr.Hangup():
                     await self.hang_up(session, "normal")
         for event in pending:  # failures the dialogue must hear about, after its commands
@@ -330,6 +338,18 @@ class CallController:
         except HandoffFailed as exc:
             session.handed_off = False
             pending.append(ivr.ActionFailed(str(exc)))
+
+    async def _lookup(self, session: CallSession, value: str) -> ivr.Event:
+        """Menu 9: the status of a work order, spoken to the caller (or a person on failure)."""
+        if self.work_order_status is None:
+            return ivr.ActionFailed("no work-order service")
+        try:
+            async with asyncio.timeout(3):
+                state, prompts = await self.work_order_status(value, call_id=session.call_id)
+        except Exception as exc:  # a slow or failing look-up hands the caller to a person
+            log.warning("call %s: work-order look-up failed: %r", session.call_id, exc)
+            return ivr.ActionFailed("work-order look-up failed")
+        return ivr.LookupAnswered(tuple(prompts), state or "not_found")
 
     def _timer_fired(self, session: CallSession, timer_id: str) -> None:
         if session.timers.pop(timer_id, None) is None or session.ended:

@@ -42,6 +42,8 @@ from ivr.calendar import HOLIDAYS_DIR, BusinessCalendar, CalendarError, build_ca
 KEYS = "0123456789*#"
 OUTCOME_NAMES = ("self_served", "rejected", "hung_up", "failed")
 PREDICATES = ("blocked", "special_group", "repeat_caller")
+# What a ``lookup`` node may ask the adapter about (the adapter answers with prompt ids).
+LOOKUPS = ("work_order",)  # the progress of a work order (menu 9), workorders.service
 
 
 # Nodes ------------------------------------------------------------------------------------------
@@ -223,6 +225,21 @@ class CallbackNode(Node):
 
 
 @dataclass(frozen=True, kw_only=True)
+class LookupNode(Node):
+    """Asks the adapter about a collected value (``lookup: work_order``: an order's progress)
+    and plays the prompts of the answer (not interruptible), then goes to ``next``; when the
+    adapter cannot answer, ``on_failure``."""
+
+    lookup: str
+    variable: str
+    next: str
+    on_failure: str
+
+    def targets(self) -> list[tuple[str, str]]:
+        return [("next", self.next), ("on_failure", self.on_failure)]
+
+
+@dataclass(frozen=True, kw_only=True)
 class HangupNode(Node):
     """Plays its prompts (not interruptible), then hangs up. ``outcome`` unset keeps the one
     reached before (message, callback), else the call counts as hung up."""
@@ -244,6 +261,7 @@ TYPE_OF: dict[type[Node], str] = {
     TransferNode: "transfer",
     RecordNode: "record",
     CallbackNode: "callback",
+    LookupNode: "lookup",
     HangupNode: "hangup",
 }
 # Nodes that wait for the caller: a loop must pass through one of them.
@@ -451,6 +469,15 @@ SCHEMAS: dict[str, tuple[type[Node], Schema]] = {
         CallbackNode,
         {"next": ("target", True), "on_failure": ("target", True), "topic": ("text", False)},
     ),
+    "lookup": (
+        LookupNode,
+        {
+            "lookup": ("text", True),
+            "variable": ("text", True),
+            "next": ("target", True),
+            "on_failure": ("target", True),
+        },
+    ),
     "hangup": (
         HangupNode,
         {"prompts": ("prompts", False), "outcome": ("outcome", False), "reason": ("text", False)},
@@ -537,6 +564,11 @@ def _check_node(r: _Reader, built: Node, node: int, refs: _Refs) -> Node | None:
                 node, f"{where}: digit {sorted(clash)[0]!r} is both a language option and a choice"
             )
             return None
+    if isinstance(built, LookupNode) and built.lookup not in LOOKUPS:
+        r.problem(
+            node, f"{where}: unknown lookup {built.lookup!r} (expected one of {', '.join(LOOKUPS)})"
+        )
+        return None
     if isinstance(built, (MenuNode, LanguageNode, CollectNode)) and built.max_failures < 1:
         r.problem(node, f"{where}: max_failures must be at least 1")
         return None
@@ -778,6 +810,14 @@ def _check_flow(
         for language in only or languages:
             if not texts.get(language):
                 r.problem(line, f"prompt {prompt!r} has no {language!r} text in the catalogue")
+    collected = {n.store_as for n in nodes.values() if isinstance(n, CollectNode)}
+    for node in nodes.values():
+        if isinstance(node, LookupNode) and node.variable not in collected:
+            r.problem(
+                node.line,
+                f"node {node.id!r}: variable {node.variable!r} is not collected by any collect "
+                f"node (store_as)",
+            )
     if r.problems:
         return warnings
 

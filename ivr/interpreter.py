@@ -4,11 +4,12 @@ Theory of operation
 -------------------
 A ``FlowRun`` is a state machine for one call. The ARI adapter turns what happens on the channel
 into *events* (``CallStarted``, ``PromptFinished``, ``DigitPressed``, ``TimerExpired``,
-``RecordingFinished``, ``CallerHungUp``, ``ActionFailed``), feeds them to ``start``/``handle``
-and executes the *commands* returned, in order (``Play``, ``StopPlayback``, ``StartTimer``,
-``CancelTimer``, ``SetLanguage``, ``EnterQueue``, ``TransferOut``, ``RecordMessage``,
-``BookCallback``, ``Hangup``, ``Log``). The run never awaits, sleeps or reads a clock except the
-``clock_now`` it was given (used only by ``hours`` nodes), so a test drives it in microseconds.
+``RecordingFinished``, ``CallerHungUp``, ``ActionFailed``, ``LookupAnswered``), feeds them to
+``start``/``handle`` and executes the *commands* returned, in order (``Play``,
+``StopPlayback``, ``StartTimer``, ``CancelTimer``, ``SetLanguage``, ``EnterQueue``,
+``TransferOut``, ``RecordMessage``, ``BookCallback``, ``Lookup``, ``Hangup``, ``Log``). The
+run never awaits, sleeps or reads a clock except the ``clock_now`` it was given (used only by
+``hours`` nodes), so a test drives it in microseconds.
 
 The run is always in one ``State``; the table ``ACCEPTS`` says which events each state takes.
 Anything else raises ``IvrProtocolError`` naming the event, the state and what was expected:
@@ -19,6 +20,9 @@ Anything else raises ``IvrProtocolError`` naming the event, the state and what w
     INPUT      waiting for a key; one timer.   DigitPressed, TimerExpired, CallerHungUp
     RECORDING  a message is being recorded.    RecordingFinished, DigitPressed (ignored),
                                                CallerHungUp, ActionFailed
+    LOOKUP     waiting for the adapter's answer to a ``Lookup``.
+                                               LookupAnswered, ActionFailed, CallerHungUp,
+                                               DigitPressed (ignored)
     HANDED_OFF queued or transferred: the IVR is done unless the action fails.
                                                ActionFailed, CallerHungUp (no-op)
     ENDED      we hung up or the caller did.   CallerHungUp (no-op), late ActionFailed (logged)
@@ -43,6 +47,10 @@ on at once, so one event may walk several nodes; the flow loader forbids loops o
   ``RecordMessage`` after its instructions; ``callback`` issues ``BookCallback``. Each stays the
   *outstanding action* until the next action: an ``ActionFailed`` then goes to its
   ``on_failure`` node.
+* ``lookup`` sends ``Lookup(kind, value)`` with a collected value (the order number of menu 9)
+  and waits; the adapter answers ``LookupAnswered(prompt_ids)`` (e.g. the order's status),
+  which is played (not interruptible) before ``next``: like an ``info`` node, hearing it makes
+  a later hang-up ``self_served``. ``ActionFailed`` instead goes to ``on_failure``.
 * ``hangup`` plays its prompts (not interruptible) and sends ``Hangup``.
 
 Stopped playbacks: after this run sends ``StopPlayback`` the adapter must not deliver a
@@ -73,6 +81,7 @@ from ivr.flow import (
     HoursNode,
     InfoNode,
     LanguageNode,
+    LookupNode,
     MenuNode,
     Node,
     PlayNode,
@@ -136,6 +145,15 @@ class ActionFailed:
     reason: str
 
 
+@dataclass(frozen=True)
+class LookupAnswered:
+    """The adapter's answer to ``Lookup``: the prompts to play (e.g. an order's status) and a
+    short result word for the log (e.g. the order's state, or ``not_found``)."""
+
+    prompt_ids: tuple[str, ...]
+    result: str = ""
+
+
 Event = (
     CallStarted
     | PromptFinished
@@ -144,6 +162,7 @@ Event = (
     | RecordingFinished
     | CallerHungUp
     | ActionFailed
+    | LookupAnswered
 )
 
 
@@ -205,6 +224,15 @@ class BookCallback:
 
 
 @dataclass(frozen=True)
+class Lookup:
+    """Ask the adapter about ``value`` (``kind``: one of ``ivr.flow.LOOKUPS``); answer with
+    ``LookupAnswered`` or ``ActionFailed``."""
+
+    kind: str
+    value: str
+
+
+@dataclass(frozen=True)
 class Hangup:
     reason: str
 
@@ -225,6 +253,7 @@ Command = (
     | TransferOut
     | RecordMessage
     | BookCallback
+    | Lookup
     | Hangup
     | Log
 )
@@ -241,7 +270,7 @@ LOG_TYPES = (
     "ivr.invalid",  # node, reason (invalid|timeout|no_match), failures
     "ivr.collected",  # node, variable, length, value (MASK… when sensitive)
     "ivr.language",  # language, chosen_by (caller|default)
-    "ivr.action",  # node, action (queue|transfer|record|callback), its arguments
+    "ivr.action",  # node, action (queue|transfer|record|callback|lookup), its arguments
     "ivr.action_failed",  # node, action, reason
     "ivr.outcome",  # outcome, node, data
 )
@@ -263,6 +292,7 @@ class State(enum.Enum):
     PROMPT = "prompt"
     INPUT = "input"
     RECORDING = "recording"
+    LOOKUP = "lookup"
     HANDED_OFF = "handed_off"
     ENDED = "ended"
 
@@ -290,6 +320,13 @@ ACCEPTS: dict[State, dict[type, str]] = {
     },
     State.RECORDING: {
         RecordingFinished: "_on_recording_finished",
+        DigitPressed: "_on_digit",
+        TimerExpired: "_on_timer",
+        CallerHungUp: "_on_hangup",
+        ActionFailed: "_on_action_failed",
+    },
+    State.LOOKUP: {
+        LookupAnswered: "_on_lookup_answered",
         DigitPressed: "_on_digit",
         TimerExpired: "_on_timer",
         CallerHungUp: "_on_hangup",
@@ -578,6 +615,18 @@ class FlowRun:
         )
         self.state = State.RECORDING
 
+    def _enter_lookup(self, node: LookupNode) -> str | None:
+        self._typeahead.clear()
+        value = self.variables.get(node.variable)
+        if value is None:
+            self._log("ivr.action_failed", node=node.id, action=node.type, reason="no_value")
+            return node.on_failure
+        self._emit(Lookup(node.lookup, value))
+        self.pending_action = node.id
+        self._log("ivr.action", node=node.id, action=node.type, lookup=node.lookup, value=value)
+        self.state = State.LOOKUP
+        return None
+
     def _enter_hangup(self, node: HangupNode) -> str | None:
         self._typeahead.clear()
         if node.outcome is not None:
@@ -704,6 +753,10 @@ class FlowRun:
             self._start_recording(node)
         elif isinstance(node, HangupNode):
             self._hang_up(node)
+        elif isinstance(node, LookupNode):
+            if not event.interrupted:
+                self._info_heard = True
+            self._goto(node.next)
         else:  # pragma: no cover - no other node plays prompts
             raise IvrProtocolError(f"PromptFinished at {node.type} node {node.id!r}")
 
@@ -715,7 +768,7 @@ class FlowRun:
         # part of a sensitive value (see masked_nodes).
         self._log("ivr.input", node=node.id, kind="digit", digit=self._shown(digit))
         takes_keys = isinstance(node, (PlayNode, MenuNode, LanguageNode, CollectNode))
-        if self.state is State.RECORDING or (
+        if self.state in (State.RECORDING, State.LOOKUP) or (
             self.state is State.PROMPT and not (takes_keys and node.interruptible)
         ):
             self._log("ivr.ignored", node=node.id, kind="digit")
@@ -758,6 +811,22 @@ class FlowRun:
         self._log("ivr.input", node=node.id, kind="recording_finished", duration_s=event.duration_s)
         self.outcome_data["duration_s"] = event.duration_s
         self._goto(node.next)
+
+    def _on_lookup_answered(self, event: LookupAnswered) -> None:
+        node = self.node
+        assert isinstance(node, LookupNode)
+        self._log(
+            "ivr.input",
+            node=node.id,
+            kind="lookup_answered",
+            prompts=list(event.prompt_ids),
+            result=event.result,
+        )
+        self.pending_action = None
+        if event.prompt_ids:
+            self._play(node, tuple(event.prompt_ids), interruptible=False)
+        else:
+            self._goto(node.next)
 
     def _on_hangup(self, event: CallerHungUp) -> None:
         node = self.node
@@ -847,6 +916,7 @@ _ENTER: dict[type[Node], str] = {
     TransferNode: "_enter_transfer",
     CallbackNode: "_enter_callback",
     RecordNode: "_enter_record",
+    LookupNode: "_enter_lookup",
     HangupNode: "_enter_hangup",
 }
 
@@ -890,4 +960,6 @@ def events_from_log(logs: Iterable[Log | Mapping[str, Any]]) -> list[Event]:
             events.append(CallerHungUp())
         elif kind == "action_failed":
             events.append(ActionFailed(str(data["reason"])))
+        elif kind == "lookup_answered":
+            events.append(LookupAnswered(tuple(data["prompts"]), str(data.get("result", ""))))
     return events

@@ -12,6 +12,12 @@ Asterisk:
   found in a transcript.
 - ``workorders.summary``: a short extractive summary (about 80 characters) for the order list.
 
-Storage, the event-log writer and the HTTP API live elsewhere: they call these functions and
-persist what they return (every transition returns a ``Log`` description to append).
+The running part builds on them (every transition returns a ``Log`` description to append):
+
+- ``workorders.models``: the tables (orders, history, daily number counter; migration 0007).
+- ``workorders.protect``: the caller's number sealed at rest (AES-GCM, key in the secrets).
+- ``workorders.service``: drafts from the event bus, updates from the transcript, the
+  lifecycle for people, SLA warnings, the IVR progress query (menu 9).
+- ``workorders.http``: the work-order API and the party archive route.
+- ``workorders.archive``: the party archive (当事人法律服务档案) by caller key.
 """

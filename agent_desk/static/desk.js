@@ -1,46 +1,91 @@
-/* The seat lawyer's desk: my state, the screen pop of my call, the work order form.
+/* The seat lawyer's desk: my state (the ACD's seat API), the screen pop of my call, the live
+   transcript, the work order of the call (the work-order API), the party archive, my figures.
    Live data comes from the event WebSocket (only my seat's and my calls' events reach me). */
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
-  // Seat and call commands: the ACD's HTTP API (acd/api.py). One place to adjust the paths.
-  const seatPath = (seat, action) => `/api/acd/seats/${encodeURIComponent(seat)}/${action}`;
-  const SEAT_API = {
-    login: (seat) => ["POST", seatPath(seat, "login"), {}],
-    ready: (seat) => ["POST", seatPath(seat, "ready"), {}],
-    pause: (seat, reason) => ["POST", seatPath(seat, "pause"), { reason }],
-    wrapup: (seat) => ["POST", seatPath(seat, "wrapup-done"), {}],
-    logout: (seat) => ["POST", seatPath(seat, "logout"), {}],
-    call: (seat, action) => ["POST", `/api/acd/seats/${encodeURIComponent(seat)}/call/${action}`, {}],
-    workorder: (body) => ["POST", "/api/workorders", body],
-  };
-  const WRAP_UP_DEFAULT_S = 30;
-  const state = { seat: null, seatState: "offline", since: null, call: null, wrapUntil: null,
-    answered: new Set(), orders: 0 };
+  const enc = encodeURIComponent;
+  // The ACD's seat API (acd/api.py): a seat lawyer may change only their own seat.
+  const seatPath = (seat, action) => `/api/acd/seats/${enc(seat)}/${action}`;
+  const WRAP_UP_DEFAULT_S = 30;  // only when neither the event nor the ACD config says
+  const ORDER_POLL_MS = [300, 1000, 2000, 3500, 6000, 10000];  // after the call connects
+  const ORDER_REFRESH_MS = [2000, 6000, 15000];  // after it ends: transcript, summary land
+  const FIELDS = ["topic", "summary", "details"];
 
-  async function command([method, path, body]) {
-    try {
-      await Desk.api(method, path, body);
-      return true;
-    } catch (err) {
-      Desk.toast(err.status === 404 || err.status === 405 ? Desk.t("not_available") : err.message);
-      return false;
-    }
+  const state = {
+    seat: null, seatState: "offline", since: null, wrapUntil: null,
+    call: null,            // the call summary on the screen pop
+    order: null,           // the work order of that call
+    dirty: new Set(),      // form fields the lawyer edited (never overwritten by a refresh)
+    timers: [],            // pending order polls
+    archiveFor: null,      // the call whose archive is shown
+    submitted: 0,
+  };
+
+  function toastError(err) {
+    Desk.toast(err.status === 404 || err.status === 405 ? Desk.t("not_available") : err.message);
   }
 
+  async function seatCommand(action, body) {
+    if (!state.seat) return false;
+    try {
+      const seat = await Desk.api("POST", seatPath(state.seat, action), body || {});
+      // The event follows over the socket; the answer makes the buttons right at once.
+      if (seat && seat.state && seat.state !== state.seatState) {
+        applySeat({ seat_id: state.seat, state: seat.state, reason: seat.reason,
+          since: new Date().toISOString() });
+      }
+      return true;
+    } catch (err) { toastError(err); return false; }
+  }
+
+  // --- my state ---------------------------------------------------------------------------
   function renderState() {
+    const st = state.seatState;
     const badge = $("state-badge");
-    badge.className = `badge s-${state.seatState}`;
-    badge.dataset.i18n = `state_${state.seatState}`;
-    badge.textContent = Desk.t(badge.dataset.i18n);
-    badge.dataset.state = state.seatState;
-    $("wrapup").classList.toggle("hidden", state.seatState !== "wrap_up");
-    $("btn-wrapup").disabled = state.seatState !== "wrap_up";
-    $("btn-ready").disabled = ["available", "on_call", "offline"].includes(state.seatState);
+    badge.className = `badge s-${st}`;
+    badge.dataset.state = st;
+    badge.textContent = Desk.t(`state_${st}`) + (st === "paused" && state.reason ? ` · ${state.reason}` : "");
+    $("wrapup").classList.toggle("hidden", st !== "wrap_up");
+    $("btn-wrapup").disabled = st !== "wrap_up";
+    $("btn-ready").disabled = !["paused", "wrap_up"].includes(st);
+    $("btn-pause").disabled = st === "offline";
     const inout = $("btn-seat-out");
-    inout.dataset.i18n = state.seatState === "offline" ? "btn_signin_seat" : "btn_signout_seat";
+    inout.dataset.i18n = st === "offline" ? "btn_signin_seat" : "btn_signout_seat";
     inout.textContent = Desk.t(inout.dataset.i18n);
-    inout.className = state.seatState === "offline" ? "btn primary" : "btn danger";
+    inout.className = st === "offline" ? "btn primary" : "btn danger";
+    inout.disabled = st === "on_call";
+    tick();
+  }
+
+  function applySeat(seat) {
+    if (!seat || seat.seat_id !== state.seat) return;
+    const before = state.seatState;
+    state.seatState = seat.state || "offline";
+    state.reason = seat.reason;
+    state.since = seat.since || state.since;
+    if (state.seatState === "wrap_up") {
+      if (seat.wrap_up_until) state.wrapUntil = Date.parse(seat.wrap_up_until);
+      else if (before !== "wrap_up" || !state.wrapUntil) {
+        state.wrapUntil = Date.now() + (seat.wrap_up_s || WRAP_UP_DEFAULT_S) * 1000;
+      }
+    } else state.wrapUntil = null;
+    if (seat.today) renderFigures(seat.today);
+    renderState();
+  }
+
+  function renderFigures(f) {
+    $("f-answered").textContent = f.answered;
+    $("f-aht").textContent = f.aht_s === null || f.aht_s === undefined ? "—" : Desk.fmtDuration(f.aht_s);
+    $("f-sat").textContent = f.satisfaction === null || f.satisfaction === undefined ? "—" : `${Math.round(f.satisfaction * 100)}%`;
+    $("f-rated").textContent = f.rated ? `(${f.rated} ${Desk.t("f_rated")})` : "";
+  }
+
+  // --- the screen pop ------------------------------------------------------------------------
+  function sourceText(c) {
+    const key = `origin_${c.source}`;
+    const label = Desk.t(key) === key ? c.source : Desk.t(key);
+    return label + (c.dialled && c.dialled !== c.source ? ` (${c.dialled})` : "");
   }
 
   function renderCall() {
@@ -48,26 +93,29 @@
     $("pop-empty").classList.toggle("hidden", !!c);
     $("pop").classList.toggle("hidden", !c);
     $("pop-state").classList.toggle("hidden", !c);
-    if (!c) return;
-    $("pop").dataset.callId = c.call_id;
+    if (!c) { $("pop").dataset.callId = ""; renderOrder(); return; }
     $("pop-caller").textContent = c.caller;
     $("pop-state").className = `badge right s-${c.state}`;
     $("pop-state").textContent = Desk.t(`state_${c.state}`);
-    $("pop-source").textContent = c.source + (c.dialled && c.dialled !== c.source ? ` (${c.dialled})` : "");
+    $("pop-source").textContent = sourceText(c);
     $("pop-topic").textContent = c.topic || "—";
     $("pop-queue").textContent = c.queue || "—";
     $("pop-entered").textContent = Desk.fmtTime(c.entered_at);
+    const att = Object.entries(c.attached || {});
+    $("pop-attached").textContent = att.length ? att.map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join("；") : "—";
     const tags = $("pop-tags"); tags.replaceChildren();
     if (c.is_repeat) tags.append(Desk.el("span", { class: "tag", text: Desk.t("repeat") }));
     if (c.special_group) tags.append(Desk.el("span", { class: "tag hot", text: Desk.t("special") }));
-    if (c.source !== "12348") tags.append(Desk.el("span", { class: "tag hot", text: c.source }));
+    if (c.source && c.source !== "12348") tags.append(Desk.el("span", { class: "tag hot", text: c.source }));
     const path = $("pop-path"); path.replaceChildren();
     (c.ivr_path || []).forEach((step, i) => {
       if (i) path.append(Desk.el("span", { class: "arrow", text: "›" }));
-      path.append(Desk.el("span", { class: "step", text: `${step.node}: ${step.choice}` }));
+      path.append(Desk.el("span", { class: "step", title: step.target ? `→ ${step.target}` : "", text: `${step.node}: ${step.choice}` }));
     });
     if (!(c.ivr_path || []).length) path.append(Desk.el("span", { class: "muted", text: "—" }));
-    if (c.topic && !$("wo-topic").value) $("wo-topic").value = c.topic;
+    // Set last: the test and the latency probe wait for this attribute.
+    $("pop").dataset.callId = c.call_id;
+    renderOrder();
     tick();
   }
 
@@ -75,53 +123,305 @@
     const c = state.call;
     if (c) {
       const start = c.waiting_since || c.entered_at;
-      const end = c.connected_at ? Date.parse(c.connected_at) : Date.now();
+      const end = c.connected_at ? Date.parse(c.connected_at) : c.ended_at ? Date.parse(c.ended_at) : Date.now();
       $("pop-wait").textContent = start ? Desk.fmtDuration((end - Date.parse(start)) / 1000) : "—";
     }
+    $("state-since").textContent = state.since ? Desk.fmtDuration(Desk.since(state.since)) : "—";
     if (state.seatState === "wrap_up" && state.wrapUntil) {
-      $("wrapup-left").textContent = Desk.fmtDuration((state.wrapUntil - Date.now()) / 1000);
+      const left = Math.max(0, (state.wrapUntil - Date.now()) / 1000);
+      $("wrapup-left").textContent = Desk.fmtDuration(Math.ceil(left));
+      $("wrapup-left").classList.toggle("urgent", left <= 10);
     }
   }
 
-  function applySeat(seat) {
-    if (!seat || seat.seat_id !== state.seat) return;
-    const before = state.seatState;
-    state.seatState = seat.state || "offline";
-    state.since = seat.since;
-    if (state.seatState === "wrap_up" && before !== "wrap_up") {
-      state.wrapUntil = Date.now() + (seat.wrap_up_s || WRAP_UP_DEFAULT_S) * 1000;
-    }
-    renderState();
+  function newCall(call) {
+    // A new call replaces the last one: keep the lawyer's unsaved edits on the old order.
+    if (state.order && state.dirty.size && !isFinal(state.order)) saveOrder(true);
+    clearTimers();
+    state.call = call;
+    state.order = null;
+    state.dirty.clear();
+    for (const f of FIELDS) $(`wo-${f}`).value = "";
+    $("wo-topic").value = call.topic || "";
+    $("transcript").replaceChildren(Desk.el("span", { class: "muted", "data-i18n": "transcript_empty", text: Desk.t("transcript_empty") }));
+    loadArchive(call);
+    if (call.state === "talking") pollOrder(ORDER_POLL_MS);
   }
 
-  function applyCall(call) {
+  function applyCall(call, event) {
     if (!call) return;
-    if (call.seat_id && call.seat_id !== state.seat && state.call && state.call.call_id === call.call_id) {
+    const mine = state.call && state.call.call_id === call.call_id;
+    if (mine && call.seat_id && call.seat_id !== state.seat) {
       state.call = null;  // went to another seat (no answer, transfer)
-    } else if (!state.call || state.call.call_id === call.call_id || call.state !== "ended") {
-      state.call = call;
+      renderCall();
+      return;
     }
-    if (call.state === "talking" && call.seat_id === state.seat) state.answered.add(call.call_id);
-    $("f-answered").textContent = state.answered.size;
+    if (!mine) {
+      if (call.state === "ended" || (call.seat_id && call.seat_id !== state.seat)) return;
+      newCall(call);
+    } else {
+      const wasTalking = state.call.state === "talking";
+      state.call = call;
+      if (call.state === "talking" && !wasTalking) pollOrder(ORDER_POLL_MS);
+    }
+    const type = event && event.type;
+    if (type === "call.ended" || type === "queue.completed" || type === "transcript.completed") {
+      pollOrder(ORDER_REFRESH_MS, true);
+    }
+    if (type && type.startsWith("workorder.")) fetchOrder();
     renderCall();
   }
 
+  // --- live transcript ----------------------------------------------------------------------
+  function speakerLabel(sp) { return Desk.t(`sp_${sp}`) === `sp_${sp}` ? sp || "" : Desk.t(`sp_${sp}`); }
+
+  function transcript(ev) {
+    if (!state.call || ev.call_id !== state.call.call_id) return;
+    const d = ev.data;
+    if (!d.text && ev.type !== "transcript.segment") return;
+    const box = $("transcript");
+    if (box.querySelector(":scope > .muted")) box.replaceChildren();
+    const sp = d.speaker || "mixed";
+    let partial = box.querySelector(`.line.partial[data-speaker="${sp}"]`);
+    if (ev.type === "transcript.partial") {
+      if (!partial) {
+        partial = Desk.el("div", { class: `line partial sp-${sp}`, "data-speaker": sp },
+          Desk.el("b", { text: speakerLabel(sp) }), Desk.el("span", {}));
+        box.append(partial);
+      }
+      partial.lastChild.textContent = d.text;
+    } else {
+      if (partial) partial.remove();
+      if (!d.text) return;
+      box.append(Desk.el("div", { class: `line sp-${sp}`, "data-speaker": sp },
+        Desk.el("b", { text: speakerLabel(sp) }), Desk.el("span", { text: d.text })));
+    }
+    box.scrollTop = box.scrollHeight;
+  }
+
+  // --- party archive ------------------------------------------------------------------------
+  async function loadArchive(call) {
+    const box = $("archive");
+    state.archiveFor = call.call_id;
+    if (!call.caller_key) {
+      box.replaceChildren(Desk.el("p", { class: "muted small", id: "archive-none", text: Desk.t("archive_none") }));
+      return;
+    }
+    box.replaceChildren(Desk.el("p", { class: "muted small", text: Desk.t("archive_loading") }));
+    let data = null;
+    try {
+      data = await Desk.api("GET", `/api/parties/${enc(call.caller_key)}/archive`);
+    } catch (err) {
+      if (state.archiveFor !== call.call_id) return;
+      box.replaceChildren(Desk.el("p", { class: "muted small", id: err.status === 404 ? "archive-none" : "archive-error",
+        text: Desk.t(err.status === 404 ? "archive_none" : "archive_error") }));
+      return;
+    }
+    if (state.archiveFor !== call.call_id) return;
+    const calls = (data.calls || []).filter((c) => c.call_id !== call.call_id);
+    const orders = (data.orders || []).filter((o) => o.call_id !== call.call_id);
+    box.replaceChildren();
+    if (!calls.length && !orders.length) {
+      box.append(Desk.el("p", { class: "muted small", id: "archive-none", text: Desk.t("archive_none") }));
+      return;
+    }
+    if (calls.length) {
+      box.append(Desk.el("h3", { class: "mini", text: `${Desk.t("archive_calls")} (${calls.length})` }));
+      const ul = Desk.el("ul", { class: "plain archive-list", id: "archive-calls" });
+      for (const c of calls.slice(0, 6)) {
+        ul.append(Desk.el("li", {},
+          Desk.el("span", { class: "mono", text: Desk.fmtDateTime(c.started_at) }), " ",
+          Desk.el("span", { text: c.topic || c.queue || "—" }), " ",
+          Desk.el("span", { class: "muted", text: [c.outcome ? label("outcome_" + c.outcome, c.outcome) : null,
+            c.satisfaction ? label(c.satisfaction, c.satisfaction) : null].filter(Boolean).join(" · ") })));
+      }
+      box.append(ul);
+    }
+    if (orders.length) {
+      box.append(Desk.el("h3", { class: "mini", text: `${Desk.t("archive_orders")} (${orders.length})` }));
+      const ul = Desk.el("ul", { class: "plain archive-list", id: "archive-orders" });
+      for (const o of orders.slice(0, 6)) {
+        ul.append(Desk.el("li", { title: o.summary || "" },
+          Desk.el("span", { class: "mono", text: o.number }), " ",
+          Desk.el("span", { text: o.topic || "—" }), " ",
+          Desk.el("span", { class: "badge", text: Desk.lang === "zh" && o.state_label ? o.state_label : orderStateText(o.state) })));
+      }
+      box.append(ul);
+    }
+  }
+
+  // --- the work order -----------------------------------------------------------------------
+  function orderStateText(s) { const k = `wo_state_${s}`; return Desk.t(k) === k ? s : Desk.t(k); }
+  function isFinal(order) { return !order || !(order.allowed_actions || []).includes("submit") && order.state !== "draft"; }
+
+  function clearTimers() { state.timers.forEach(clearTimeout); state.timers = []; }
+
+  function pollOrder(delays, always) {
+    const callId = state.call && state.call.call_id;
+    clearTimers();
+    for (const ms of delays) {
+      state.timers.push(setTimeout(() => {
+        if (!state.call || state.call.call_id !== callId) return;
+        if (state.order && !always) return;  // found: the workorder.* events keep it fresh
+        fetchOrder();
+      }, ms));
+    }
+  }
+
+  async function fetchOrder() {
+    const call = state.call;
+    if (!call) return;
+    try {
+      const list = await Desk.api("GET", `/api/workorders?call_id=${enc(call.call_id)}&limit=5`);
+      const found = (list.items || []).find((o) => o.call_id === call.call_id) || (list.items || [])[0];
+      if (!found || !state.call || state.call.call_id !== call.call_id) return;
+      // The single order has what this principal may do with it.
+      const order = await Desk.api("GET", `/api/workorders/${enc(found.id)}`);
+      if (!state.call || state.call.call_id !== call.call_id) return;
+      setOrder(order);
+    } catch (err) {
+      if (err.status !== 404) console.warn("work order", err);
+    }
+  }
+
+  function setOrder(order) {
+    state.order = order;
+    for (const f of FIELDS) {
+      if (state.dirty.has(f)) continue;  // the lawyer's words win over the machine's
+      const value = f === "topic" ? order.topic || order.ivr_topic || (state.call && state.call.topic) || "" : order[f] || "";
+      $(`wo-${f}`).value = value;
+    }
+    renderOrder();
+  }
+
+  function renderOrder() {
+    const o = state.order, c = state.call;
+    const status = $("wo-status");
+    const can = (a) => !!o && (o.allowed_actions || []).includes(a);
+    const editable = !!o && (o.state === "draft" || can("submit"));
+    $("wo-number").textContent = o ? o.number || "" : "";
+    $("wo-state").classList.toggle("hidden", !o);
+    if (o) { $("wo-state").textContent = orderStateText(o.state); $("wo-state").className = `badge right wo-${o.state}`; }
+    $("wo-form").dataset.orderId = o ? o.id : "";
+    $("wo-form").dataset.state = o ? o.state : "";
+    status.dataset.i18n = !c ? "wo_none" : !o ? "wo_waiting" : editable ? "wo_prefilled" : "wo_submitted";
+    status.textContent = Desk.t(status.dataset.i18n);
+    for (const f of FIELDS) $(`wo-${f}`).readOnly = !!o && !editable;
+    $("wo-save").disabled = !editable;
+    $("wo-submit").disabled = !can("submit");
+    $("wo-dispatch-btn").classList.toggle("hidden", !can("dispatch"));
+    $("wo-confidence").textContent = o && typeof o.confidence === "number" ? `${Desk.t("wo_confidence")} ${Math.round(o.confidence * 100)}%` : "";
+    const box = $("wo-fields-box"); box.replaceChildren();
+    const fields = Object.entries((o && o.fields) || {}).filter(([, v]) => v !== null && v !== "" && !(Array.isArray(v) && !v.length));
+    if (!fields.length) box.append(Desk.el("span", { class: "muted", text: "—" }));
+    for (const [k, v] of fields) {
+      const items = (Array.isArray(v) ? v : [v]).map(fieldText).join("、");
+      box.append(Desk.el("span", { class: "tag", "data-field": k, text: `${label("fld_" + k, k)}: ${items}` }));
+    }
+  }
+
+  function label(key, fallback) { return Desk.t(key) === key ? fallback : Desk.t(key); }
+
+  // One extracted item (workorders: phones masked, amounts in yuan, dates, masked id cards).
+  function fieldText(item) {
+    if (item === null || typeof item !== "object") return String(item);
+    if ("value" in item && "approximate" in item) return `${item.value} ${Desk.t("yuan")}${item.approximate ? "+" : ""}`;
+    if (item.iso) return item.iso;
+    return item.masked || item.text || item.value || JSON.stringify(item);
+  }
+
+  function formBody() {
+    const body = {};
+    for (const f of FIELDS) if (state.dirty.has(f)) body[f] = $(`wo-${f}`).value.trim();
+    return body;
+  }
+
+  async function saveOrder(quiet) {
+    const o = state.order;
+    if (!o || !state.dirty.size) return true;
+    try {
+      const updated = await Desk.api("PATCH", `/api/workorders/${enc(o.id)}`, formBody());
+      if (state.order && state.order.id === o.id) {
+        state.dirty.clear();
+        setOrder({ ...o, ...updated, allowed_actions: updated.allowed_actions || o.allowed_actions });
+        if (!quiet) Desk.toast(Desk.t("wo_saved"));
+      }
+      return true;
+    } catch (err) { if (!quiet) toastError(err); return false; }
+  }
+
+  async function orderAction(action) {
+    const o = state.order;
+    if (!o) return;
+    const body = {};
+    if (action === "dispatch") {
+      const unit = window.prompt(Desk.t("wo_dispatch"));  // the unit to send it to, by name
+      if (!unit || !unit.trim()) return;
+      body.target = unit.trim();
+    }
+    $("wo-submit").disabled = true;
+    if (!(await saveOrder(true))) { renderOrder(); return; }
+    try {
+      const updated = await Desk.api("POST", `/api/workorders/${enc(o.id)}/actions/${action}`, body);
+      let order = updated;
+      if (!order.allowed_actions) {
+        try { order = await Desk.api("GET", `/api/workorders/${enc(o.id)}`); } catch (_) { /* keep */ }
+      }
+      if (state.order && state.order.id === o.id) setOrder(order);
+      if (action === "submit") {
+        state.submitted += 1;
+        $("f-orders").textContent = state.submitted;
+        Desk.toast(`${Desk.t("wo_submitted")} ${o.number || ""}`);
+      } else Desk.toast(Desk.t("done"));
+    } catch (err) { toastError(err); renderOrder(); }
+  }
+
+  async function countSubmittedToday() {
+    // Orders of my calls already past draft today (the count survives a page reload).
+    try {
+      const data = await Desk.api("GET", `/api/workorders?seat=${enc(state.seat)}&limit=200`);
+      const today = Desk.fmtDateTime(new Date().toISOString()).slice(0, 10);
+      state.submitted = (data.items || []).filter((o) => o.state !== "draft" && o.created_at &&
+        Desk.fmtDateTime(o.created_at).slice(0, 10) === today).length;
+      $("f-orders").textContent = state.submitted;
+    } catch (_) { /* the work-order feature is not installed */ }
+  }
+
+  // --- the live stream ----------------------------------------------------------------------
   function onMessage(msg) {
     if (msg.kind === "snapshot") {
       applySeat(msg.seats[state.seat]);
-      const mine = msg.calls.filter((c) => c.state !== "ended");
-      state.call = mine.length ? mine[mine.length - 1] : state.call;
+      const mine = msg.calls.filter((c) => c.state !== "ended" && c.seat_id === state.seat);
+      const latest = mine[mine.length - 1];
+      if (latest && (!state.call || state.call.call_id !== latest.call_id)) newCall(latest);
+      else if (latest) state.call = latest;
       renderCall();
     } else if (msg.kind === "event") {
+      const ev = msg.event;
       if (msg.seat) applySeat(msg.seat);
-      if (msg.call) applyCall(msg.call);
-      if (msg.event.type.startsWith("transcript.") && msg.event.data.text) {
-        const box = $("transcript");
-        if (box.querySelector(".muted")) box.replaceChildren();
-        box.append(Desk.el("div", { text: `${msg.event.data.speaker || ""} ${msg.event.data.text}` }));
-        box.scrollTop = box.scrollHeight;
-      }
+      if (ev.type.startsWith("transcript.")) transcript(ev);
+      if (msg.call) applyCall(msg.call, ev);
     }
+  }
+
+  function wire() {
+    $("btn-ready").addEventListener("click", () => seatCommand("ready"));
+    $("btn-pause").addEventListener("click", () => seatCommand("pause", { reason: $("pause-reason").value }));
+    $("btn-wrapup").addEventListener("click", () => seatCommand("wrapup-done"));
+    $("btn-seat-out").addEventListener("click", () => seatCommand(state.seatState === "offline" ? "login" : "logout"));
+    for (const f of FIELDS) $(`wo-${f}`).addEventListener("input", () => { state.dirty.add(f); });
+    $("wo-save").addEventListener("click", () => saveOrder(false));
+    $("wo-dispatch-btn").addEventListener("click", () => orderAction("dispatch"));
+    $("wo-form").addEventListener("submit", (ev) => { ev.preventDefault(); if (!$("wo-submit").disabled) orderAction("submit"); });
+    document.addEventListener("keydown", (ev) => {
+      if (!ev.altKey || ev.ctrlKey || ev.metaKey) return;
+      const button = { r: "btn-ready", p: "btn-pause", w: "btn-wrapup", s: "wo-submit" }[ev.key.toLowerCase()];
+      if (!button) return;
+      ev.preventDefault();
+      if (button === "wo-submit") { if (!$("wo-submit").disabled) orderAction("submit"); return; }
+      if (!$(button).disabled) $(button).click();
+    });
+    document.addEventListener("desk:lang", () => { renderState(); renderCall(); });
   }
 
   async function start() {
@@ -129,32 +429,11 @@
     Desk.wireTopbar();
     state.seat = me.user.seat_id;
     $("seat-id").textContent = state.seat || "—";
+    wire();
     renderState(); renderCall();
-    $("btn-ready").addEventListener("click", () => command(SEAT_API.ready(state.seat)));
-    $("btn-pause").addEventListener("click", () => command(SEAT_API.pause(state.seat, $("pause-reason").value)));
-    $("btn-wrapup").addEventListener("click", () => command(SEAT_API.wrapup(state.seat)));
-    $("btn-seat-out").addEventListener("click", () => command(
-      state.seatState === "offline" ? SEAT_API.login(state.seat) : SEAT_API.logout(state.seat)));
-    document.querySelectorAll("[data-action]").forEach((b) =>
-      b.addEventListener("click", () => command(SEAT_API.call(state.seat, b.dataset.action))));
-    $("wo-form").addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      const ok = await command(SEAT_API.workorder({
-        call_id: state.call && state.call.call_id, type: $("wo-type").value, topic: $("wo-topic").value,
-        summary: $("wo-summary").value, reply: $("wo-reply").value, dispatch_to: $("wo-dispatch").value,
-      }));
-      if (ok) { state.orders += 1; $("f-orders").textContent = state.orders; Desk.toast(Desk.t("done")); }
-    });
-    document.addEventListener("keydown", (ev) => {
-      if (!ev.altKey) return;
-      const key = ev.key.toLowerCase();
-      if (key === "r") { ev.preventDefault(); $("btn-ready").click(); }
-      if (key === "p") { ev.preventDefault(); $("btn-pause").click(); }
-      if (key === "w") { ev.preventDefault(); $("btn-wrapup").click(); }
-    });
-    document.addEventListener("desk:lang", () => { renderState(); renderCall(); });
     setInterval(tick, 1000);
     new LiveSocket(onMessage).connect();
+    if (state.seat) countSubmittedToday();
   }
   start().catch((err) => console.error(err));
 })();

@@ -18,6 +18,7 @@ FEATURE_MODELS = (
     "kpi.models",
     "agent_desk.models",
     "integrations.models",
+    "workorders.models",
 )
 
 

@@ -54,7 +54,7 @@ class EventType(StrEnum):
     IVR_INVALID = "ivr.invalid"  # node, reason, failures
     IVR_COLLECTED = "ivr.collected"  # node, variable, length, value (masked when sensitive)
     IVR_LANGUAGE = "ivr.language"  # language, chosen_by
-    IVR_ACTION = "ivr.action"  # node, action (queue|transfer|record|callback), arguments
+    IVR_ACTION = "ivr.action"  # node, action (queue|transfer|record|callback|lookup), arguments
     IVR_ACTION_FAILED = "ivr.action_failed"  # node, action, reason
     IVR_OUTCOME = "ivr.outcome"  # outcome, node, data
 
@@ -140,6 +140,40 @@ class EventType(StrEnum):
     INTEGRATION_WORKORDER_RECEIVED = "integration.workorder_received"
     # ===== end of partner integration =======================================================
 
+    # ===== work orders (owner: workorders/) ==================================================
+    # Logged under the order's call id, or "workorder:<order id>" for an order without a call
+    # (partner orders). Every event has order_id, number, actor, role, at; lifecycle events
+    # (workorders.lifecycle) also from, to, and the action's details. Never a clear number.
+    # A draft was made. data: + source (call|voice_message|callback_request|integration|
+    # manual), topic, ivr_topic, confidence, due_at, seat_id, caller_key
+    WORKORDER_CREATE = "workorder.create"
+    # Transcript, topic, fields and summary filled in by the system from the transcript.
+    # data: + topic, confidence, evidence, segments, due_at
+    WORKORDER_UPDATED = "workorder.updated"
+    # A person changed the content. data: + changed (list of keys), topic, previous_topic
+    WORKORDER_EDIT = "workorder.edit"
+    WORKORDER_SUBMIT = "workorder.submit"  # + from, to
+    WORKORDER_DISPATCH = "workorder.dispatch"  # + target {kind, unit_id, name}, note
+    WORKORDER_CLAIM = "workorder.claim"  # + from, to
+    WORKORDER_RETURN = "workorder.return"  # + reason
+    WORKORDER_CALLBACK = "workorder.callback"  # + callbacks (count): the handler called back
+    WORKORDER_RESOLVE = "workorder.resolve"  # + note
+    WORKORDER_REVIEW = "workorder.review"  # + note
+    WORKORDER_CLOSE = "workorder.close"  # + note
+    WORKORDER_REOPEN = "workorder.reopen"  # + reason, due_at
+    WORKORDER_NOTE = "workorder.note"  # + text
+    # SLA warning (预警). data: + level (near_due|overdue), label, state, topic, due_at,
+    # remaining_s, dispatched_to
+    WORKORDER_WARNING = "workorder.warning"
+    # A handler asked the system to call the caller back (回拨). data: + seat_id
+    WORKORDER_CALLBACK_REQUESTED = "workorder.callback_requested"
+    # What became of that callback. data: + outcome (answered|no_answer|failed), seat_id
+    WORKORDER_CALLBACK_OUTCOME = "workorder.callback_outcome"
+    # A caller asked for an order's progress in the IVR (menu 9). data: number (as typed),
+    # found, state
+    WORKORDER_STATUS_QUERIED = "workorder.status_queried"
+    # ===== end of work orders ================================================================
+
     # --- service --------------------------------------------------------------------------
     # After (re)connecting to Asterisk: what was found and what was done with it.
     # data: adopted (list of call ids), cleaned (list of channel/bridge ids)
@@ -163,6 +197,12 @@ REQUIRED_DATA: dict[EventType, frozenset[str]] = {
     EventType.RECORDING_PURGED: frozenset({"item_id", "kind"}),
     EventType.TRANSCRIPT_SEGMENT: frozenset({"speaker", "start_s", "end_s", "text", "source"}),
     EventType.TRANSCRIPT_DEFERRED: frozenset({"speaker", "reason"}),
+    # work orders (owner: workorders/): every change names the order, who and when
+    **{
+        t: frozenset({"order_id", "actor", "at"})
+        for t in EventType
+        if t.startswith("workorder.") and t != "workorder.status_queried"
+    },
 }
 
 # Keys whose values must come from a fixed set.

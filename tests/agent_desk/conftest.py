@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from desk_server import ARTIFACTS, DeskServer, make_server
+from desk_server import ARTIFACTS, DeskServer, make_full_server, make_server
 
 from hotline.db.pytest_fixtures import db, pg_database  # noqa: F401
 from hotline.web import Role
@@ -93,3 +93,28 @@ def browser_context(chromium: Any) -> Iterator[Any]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+# --- the desk with the real ACD API, KPI and work-order services (no Asterisk) ---------------
+
+SEATS = {
+    "s101": {"labor": 2, "family": 1},
+    "s102": {"labor": 1, "family": 2},
+    "s103": {"labor": 1},
+    "s104": {"family": 1},
+}
+
+
+@pytest.fixture
+def full_server(tmp_path: Path) -> Iterator[DeskServer]:
+    sub = tmp_path / "full"
+    sub.mkdir()
+    srv = make_full_server(sub, SEATS)
+    try:
+        srv.add_user("lawyer1", Role.SEAT_LAWYER, "s101", display_name="张律师")
+        srv.add_user("lawyer2", Role.SEAT_LAWYER, "s102", display_name="李律师")
+        srv.add_user("super", Role.SUPERVISOR, display_name="王班长")
+        yield srv
+    finally:
+        srv.stop()
+        srv.engine.dispose()

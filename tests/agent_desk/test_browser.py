@@ -82,6 +82,7 @@ def test_each_role_signs_in_to_its_page(
     sign_in(page, server, username)
     page.wait_for_url(server.url + path)
     page.wait_for_selector(marker)
+    page.wait_for_selector("#who:not(:empty)")  # filled once /api/auth/me answers
     assert "坐席" in page.inner_text("#who") or username in ("super", "admin", "audit")
     # The session cookie is not readable by page scripts (HttpOnly).
     assert "hotline_session" not in page.evaluate("document.cookie")
@@ -158,16 +159,13 @@ def test_desk_screen_pop_shows_masked_caller_path_and_topic(
     page.wait_for_selector("#state-badge[data-state='on_call']")
     page.wait_for_selector("#f-answered:has-text('1')")
     page.fill("#wo-summary", "来电人反映单位拖欠三个月工资，咨询如何申请劳动仲裁。")
-    page.fill("#wo-reply", "告知可向劳动争议仲裁委员会申请仲裁，并可申请法律援助。")
+    page.fill("#wo-details", "告知可向劳动争议仲裁委员会申请仲裁，并可申请法律援助。")
     page.screenshot(path=artifacts / "05-desk-screen-pop.png")
 
     html = page.content()
     assert CLEAR not in html and "13911112222" not in html
     assert "c-x" not in html
-    (artifacts / "screen-pop-delay.txt").write_text(
-        f"queue.offered published -> screen pop visible in Chromium: {pop_delay_ms:.0f} ms\n"
-    )
-    assert pop_delay_ms < 2000
+    assert pop_delay_ms < 2000  # the median of 20 is measured in test_desk_shift
 
     # English switch, then wrap-up.
     page.click("#lang")

@@ -249,3 +249,117 @@ async def test_websocket_closes_when_the_session_ends(
             msg = await ws.receive()
             assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
             assert ws.close_code == 4401
+
+
+# --- the desk's live picture: figures, wrap-up, KPI alerts, transcripts ---------------------
+
+
+def test_seat_figures_of_today_from_events_counted_once() -> None:
+    hub = LiveHub()
+    lawyer = hub.connect(Principal("lawyer1", Role.SEAT_LAWYER, seat_id="s101"))
+    drain(lawyer)
+    events = [
+        ev("c1", 1, "call.entered", caller=CLEAR, caller_key="k1"),
+        ev("c1", 2, "queue.offered", queue="labour", seat_id="s101"),
+        ev("c1", 3, "queue.connected", queue="labour", seat_id="s101", wait=3.0),
+        ev("c1", 10, "queue.completed", queue="labour", seat_id="s101", by="seat", talk=120.0),
+        ev("seat:s101", 1, "seat.state_changed", seat_id="s101", to="wrap_up", reason="completed"),
+        ev("seat:s101", 40, "seat.state_changed", seat_id="s101", to="available"),
+        ev("c1", 41, "survey.answered", rating="basically_satisfied"),
+        ev("c2", 42, "queue.connected", queue="labour", seat_id="s101"),
+        ev("c2", 50, "queue.completed", queue="labour", seat_id="s101", talk=60.0),
+        ev("c2", 51, "survey.answered", rating="dissatisfied"),
+    ]
+    for e in events + events[2:4]:  # replayed events do not count twice
+        hub.ingest(e)
+    today = hub.snapshot(Principal("lawyer1", Role.SEAT_LAWYER, seat_id="s101"))["seats"]
+    figures = today["s101"]["today"]
+    # AHT = (120 + 39 wrap-up + 60) / 2 calls
+    assert figures == {"answered": 2, "completed": 2, "aht_s": 109.5, "rated": 2,
+                       "satisfaction": 0.5}  # fmt: skip
+    # The survey's figures reach the lawyer with the event (the call is theirs).
+    got = [m for m in drain(lawyer) if m["event"]["type"] == "survey.answered"]
+    assert got[-1]["seat"]["today"]["rated"] == 2
+
+
+def test_wrap_up_seconds_from_the_event_or_the_acd_config() -> None:
+    asked: list[tuple[str, str | None]] = []
+
+    def lookup(seat: str, queue: str | None) -> float:
+        asked.append((seat, queue))
+        return 45.0
+
+    hub = LiveHub(wrap_up_lookup=lookup)
+    hub.ingest(ev("c1", 1, "queue.connected", queue="labour", seat_id="s101"))
+    hub.ingest(ev("c1", 2, "queue.completed", queue="labour", seat_id="s101", talk=5.0))
+    hub.ingest(ev("seat:s101", 1, "seat.state_changed", seat_id="s101", to="wrap_up"))
+    seat = hub.seats["s101"]
+    assert asked == [("s101", "labour")] and seat["wrap_up_s"] == 45.0
+    assert seat["wrap_up_until"] == "2026-03-02T02:00:46+00:00"  # ts (second 1) + 45 s
+    hub.ingest(ev("seat:s102", 3, "seat.state_changed", seat_id="s102", to="wrap_up",
+                  wrap_up_s=20))  # fmt: skip
+    assert hub.seats["s102"]["wrap_up_s"] == 20.0 and len(asked) == 1
+    hub.ingest(ev("seat:s101", 9, "seat.state_changed", seat_id="s101", to="available"))
+    assert hub.seats["s101"]["wrap_up_until"] is None
+
+
+def test_screen_pop_summary_origin_path_and_archive_key() -> None:
+    hub = LiveHub()
+    lawyer = hub.connect(Principal("lawyer1", Role.SEAT_LAWYER, seat_id="s101"))
+    drain(lawyer)
+    hub.ingest(ev("c1", 1, "call.entered", caller=MASKED, caller_key="ab" * 32,
+                  dialled="12348", kind="inbound"))  # fmt: skip
+    hub.ingest(ev("c1", 2, "ivr.call_started", origin="12345", is_repeat=True))
+    hub.ingest(ev("c1", 3, "ivr.language", language="zh", chosen_by="default"))
+    hub.ingest(ev("c1", 4, "ivr.choice", node="main_menu", choice="1", target="lawyer_hours"))
+    hub.ingest(ev("c1", 5, "ivr.language", language="en", chosen_by="caller"))
+    hub.ingest(ev("c1", 6, "ivr.action", node="q", action="queue", queue="labour",
+                  topic="劳动争议"))  # fmt: skip
+    hub.ingest(ev("c1", 7, "queue.entered", queue="labour", origin=None))
+    hub.ingest(ev("c1", 8, "queue.offered", queue="labour", seat_id="s101"))
+    (offered,) = drain(lawyer)
+    call = offered["call"]
+    assert call["source"] == "12345" and call["is_repeat"] and call["topic"] == "劳动争议"
+    assert [s["node"] for s in call["ivr_path"]] == ["main_menu", "language"]
+    assert call["language"] == "en"
+    # The keyed hash is in the summary (for the party archive), never in the event data.
+    assert call["caller_key"] == "ab" * 32
+    assert "caller_key" not in json.dumps(offered["event"])
+
+
+def test_kpi_picture_and_partials_go_where_they_belong() -> None:
+    from types import SimpleNamespace
+
+    hub = LiveHub(kpi_targets={"answer_rate": 0.95})
+    boss = hub.connect(Principal("super", Role.SUPERVISOR))
+    lawyer = hub.connect(Principal("lawyer1", Role.SEAT_LAWYER, seat_id="s101"))
+    drain(boss), drain(lawyer)
+    call_flow(hub, "c1", "s101")
+    drain(boss), drain(lawyer)
+    hub.ingest(ev("c1", 0, "transcript.partial", speaker="caller", text=f"我的电话 {CLEAR}"))
+    hub.ingest(ev("service:x", 1, "kpi.alert_raised", alert="answer_rate", scope="hotline",
+                  value=0.9, target=0.95, calls=20))  # fmt: skip
+    hub.ingest(SimpleNamespace(type="kpi.snapshot", data={"today": {"kpis": {}}, "alerts": [
+        "answer_rate:hotline", "service_level:labour"]}))  # fmt: skip
+    seen_boss = [m["event"]["type"] for m in drain(boss)]
+    seen_lawyer = drain(lawyer)
+    assert seen_boss == ["kpi.alert_raised", "kpi.snapshot"]
+    assert [m["event"]["type"] for m in seen_lawyer] == ["transcript.partial"]
+    assert CLEAR not in json.dumps(seen_lawyer, ensure_ascii=False)
+    snap = hub.snapshot(Principal("super", Role.SUPERVISOR))
+    assert {a["name"] for a in snap["alerts"]} == {"answer_rate:hotline", "service_level:labour"}
+    assert snap["targets"] == {"answer_rate": 0.95} and snap["kpi"]["alerts"]
+    assert "kpi" not in hub.snapshot(Principal("lawyer1", Role.SEAT_LAWYER, seat_id="s101"))
+    hub.ingest(ev("service:x", 2, "kpi.alert_cleared", alert="answer_rate", scope="hotline"))
+    assert {a["name"] for a in hub.snapshot(boss.principal)["alerts"]} == {"service_level:labour"}
+
+
+def test_work_order_events_reach_the_seat_of_their_call_only() -> None:
+    hub = LiveHub()
+    lawyer = hub.connect(Principal("lawyer1", Role.SEAT_LAWYER, seat_id="s101"))
+    call_flow(hub, "c1", "s101")
+    drain(lawyer)
+    hub.ingest(ev("c1", 7, "workorder.created", order_id="o1", number="GD20261121-0001"))
+    hub.ingest(ev("workorder:o2", 1, "workorder.created", order_id="o2", number="GD20261121-0002"))
+    assert [m["event"]["data"]["number"] for m in drain(lawyer)] == ["GD20261121-0001"]
+    assert "workorder:o2" not in hub.calls

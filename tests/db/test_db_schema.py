@@ -26,7 +26,7 @@ def test_migrate_from_empty(db: DbTarget) -> None:
     assert not sa.inspect(db.engine).has_table("call_events")
 
     assert migrate(db.engine) == head_revision()
-    assert head_revision() == "0006_integrations"  # the chain of feature slots, in order
+    assert head_revision() == "0007_workorders"  # the chain of feature slots, in order
 
     inspector = sa.inspect(db.engine)
     assert current_revision(db.engine) == head_revision()

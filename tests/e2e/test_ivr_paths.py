@@ -85,7 +85,13 @@ CALLERS = [
     ),
     Caller(
         "work-order-query",
-        [LANG, (MAIN, "9"), ("work_order_number", "20261121#"), ("queue:work_order", "hangup")],
+        [
+            LANG,
+            (MAIN, "9"),
+            ("work_order_number", "20261121#"),  # no such order: "not found" is spoken
+            ("after_work_order_status", "0"),
+            ("queue:work_order", "hangup"),
+        ],
         "queued",
         "work_order",
     ),

@@ -1,8 +1,10 @@
 """A tiny script language to drive a FlowRun in tests, and fixed local times.
 
 Script steps: a key ("0"-"9", "*", "#"), "P" (the prompt playing finished), "T" (the active
-timer expired), "R" (the recording finished, 30 s), "F" (the outstanding action failed),
-"H" (caller hung up). Each step checks that the event is one a real call could send now.
+timer expired), "R" (the recording finished, 30 s), "F" (the outstanding action failed: for a
+lookup, the adapter could not answer), "L" (the lookup answered: the order is being handled),
+"N" (the lookup answered: no such order), "H" (caller hung up). Each step checks that the event
+is one a real call could send now.
 """
 
 from __future__ import annotations
@@ -20,11 +22,17 @@ from ivr.interpreter import (
     DigitPressed,
     FlowRun,
     Log,
+    LookupAnswered,
     PromptFinished,
     RecordingFinished,
     State,
     TimerExpired,
 )
+
+# What the adapter (ivr.app, from workorders) answers to a Lookup: an order's status prompt and
+# its state word, or "not found".
+STATUS_ANSWER = LookupAnswered(("workorder_status_in_progress",), "in_progress")
+NOT_FOUND_ANSWER = LookupAnswered(("workorder_not_found",), "not_found")
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TUESDAY_10AM = datetime(2026, 3, 10, 10, 0, tzinfo=SHANGHAI)  # ordinary working day
@@ -54,6 +62,9 @@ def step(run: FlowRun, code: str) -> list[Command]:
     if code == "F":
         assert run.pending_action
         return run.handle(ActionFailed("test failure"))
+    if code in ("L", "N"):
+        assert run.state is State.LOOKUP, f"no lookup outstanding at {run.node and run.node.id}"
+        return run.handle(STATUS_ANSWER if code == "L" else NOT_FOUND_ANSWER)
     if code == "H":
         return run.handle(CallerHungUp())
     return run.handle(DigitPressed(code))
@@ -65,6 +76,19 @@ def drive(run: FlowRun, script: str) -> list[Command]:
     for code in script.replace(" ", ""):
         out.extend(step(run, code))
     return out
+
+
+def lookup_answers(catalogue: dict[str, dict[str, str]]) -> list[LookupAnswered]:
+    """Every answer a real adapter can give: one per order state in the prompt catalogue
+    (``workorder_status_<state>``), and ``workorder_not_found``."""
+    prefix = "workorder_status_"
+    answers = [
+        LookupAnswered((prompt,), prompt.removeprefix(prefix))
+        for prompt in sorted(catalogue)
+        if prompt.startswith(prefix)
+    ]
+    assert answers, "the catalogue has no workorder_status_* prompts"
+    return [*answers, NOT_FOUND_ANSWER]
 
 
 def logs(commands: list[Command], type_: str | None = None) -> list[Log]:

@@ -32,6 +32,7 @@ from ivr.interpreter import (
     FlowRun,
     Hangup,
     IvrProtocolError,
+    Lookup,
     Outcome,
     Play,
     PromptFinished,
@@ -175,12 +176,76 @@ def test_failed_transfer_reaches_a_person(default_flow):
     assert of_type(out, EnterQueue)[0].queue == "operator"
 
 
-def test_work_order_query_collects_number_in_clear(default_flow):
+def test_work_order_query_collects_number_in_clear_and_looks_it_up(default_flow):
     run, _ = new_run(default_flow)
-    out = drive(run, MAIN + "9" + "20260310001#" + "P")
-    assert of_type(out, EnterQueue) == [EnterQueue("work_order", "work_order", 0, "查询工单进度")]
+    out = drive(run, MAIN + "9" + "20260310001#")
+    assert of_type(out, Lookup) == [Lookup("work_order", "20260310001")]
+    assert not of_type(out, EnterQueue)
+    assert run.state is State.LOOKUP and run.node.id == "work_order_status"
     assert run.variables == {"work_order": "20260310001"}
     assert logs(out, "ivr.collected")[0].data["value"] == "20260310001"
+    # The status is spoken at once (not interruptible), then the caller chooses what next.
+    out = drive(run, "L")
+    assert of_type(out, Play) == [Play(("workorder_status_in_progress",), False)]
+    assert logs(out, "ivr.input")[0].data["result"] == "in_progress"
+    assert not of_type(drive(run, "5"), StopPlayback)
+    out = drive(run, "P")
+    assert run.node.id == "after_work_order_status"
+    assert of_type(out, Play) == [Play(("after_work_order_status",), True)]
+    # 0 there is a person at the work-order desk.
+    out = drive(run, "0P")
+    assert of_type(out, EnterQueue) == [EnterQueue("work_order", "work_order", 0, "查询工单进度")]
+    assert run.outcome is Outcome.QUEUED
+
+
+def test_work_order_lookup_failure_reaches_the_work_order_desk(default_flow):
+    run, _ = new_run(default_flow)
+    out = drive(run, MAIN + "9" + "123456#" + "F")
+    assert logs(out, "ivr.action_failed")[0].data["action"] == "lookup"
+    assert run.node.id == "connecting_work_order" and run.pending_action is None
+    out = drive(run, "P")
+    assert of_type(out, EnterQueue) == [EnterQueue("work_order", "work_order", 0, "查询工单进度")]
+
+
+def test_work_order_not_found_then_another_number(default_flow):
+    run, _ = new_run(default_flow)
+    drive(run, MAIN + "9" + "123456#")
+    out = drive(run, "N")
+    assert of_type(out, Play) == [Play(("workorder_not_found",), False)]
+    out = drive(run, "P1" + "654321#")
+    assert of_type(out, Lookup) == [Lookup("work_order", "654321")]
+    assert run.variables == {"work_order": "654321"}
+    drive(run, "LP2")
+    assert run.node.id == "main_menu"
+
+
+def test_work_order_status_heard_then_hang_up_is_self_served(default_flow):
+    run, _ = new_run(default_flow)
+    drive(run, MAIN + "9" + "123456#" + "LPH")
+    assert run.outcome is Outcome.SELF_SERVED
+    # Hanging up while the order is looked up: nothing was heard.
+    run, _ = new_run(default_flow)
+    drive(run, MAIN + "9" + "123456#" + "H")
+    assert run.outcome is Outcome.HUNG_UP
+
+
+def test_silence_after_work_order_status_reaches_the_work_order_desk(default_flow):
+    run, _ = new_run(default_flow)
+    out = drive(run, MAIN + "9" + "123456#" + "LP" + "PTPTPT")
+    assert logs(out, "ivr.choice")[-1].data["choice"] == "failures"
+    assert run.node.id == "connecting_work_order"
+    out = drive(run, "P")
+    assert of_type(out, EnterQueue)[0].queue == "work_order"
+
+
+def test_keys_during_the_lookup_are_ignored(default_flow):
+    run, _ = new_run(default_flow)
+    drive(run, MAIN + "9" + "123456#")
+    out = drive(run, "0")
+    assert logs(out, "ivr.ignored")[0].data["kind"] == "digit"
+    assert run.state is State.LOOKUP and not of_type(out, EnterQueue)
+    drive(run, "L")
+    assert run.playing and run.node.id == "work_order_status"
 
 
 def test_work_order_number_ends_on_timeout_with_keys_in_hand(default_flow):
@@ -197,7 +262,8 @@ def test_id_number_keyed_at_the_work_order_prompt_is_a_work_order_number(default
     id_number = "100000000000000000"
     run, _ = new_run(default_flow)
     out = drive(run, "19" + "22" + id_number)
-    assert run.path[-2:] == ["work_order_number", "connecting_work_order"]
+    assert run.path[-2:] == ["work_order_number", "work_order_status"]
+    assert of_type(out, Lookup) == [Lookup("work_order", "22" + id_number)]
     assert run.variables == {"work_order": "22" + id_number}
     [collected] = logs(out, "ivr.collected")
     assert collected.data["node"] == "work_order_number"
@@ -281,7 +347,10 @@ MENU_SCRIPTS = {
     "after_info": MAIN + "41P",
     "complaint_menu": MAIN + "5",
     "busy_menu": MAIN + "3PF",
+    "after_work_order_status": MAIN + "9" + "123456#" + "LP",
 }
+# 0 reaches the operator, except after an order's status: the work-order desk (also people).
+ZERO_QUEUE = {"after_work_order_status": "work_order"}
 
 
 def test_every_menu_of_the_default_flow_is_tested_for_zero(default_flow):
@@ -295,7 +364,7 @@ def test_zero_from_every_menu_reaches_the_operator(default_flow, menu):
     drive(run, MENU_SCRIPTS[menu])
     assert run.node.id == menu
     out = drive(run, "0P")
-    assert of_type(out, EnterQueue)[0].queue == "operator"
+    assert of_type(out, EnterQueue)[0].queue == ZERO_QUEUE.get(menu, "operator")
     assert run.outcome is Outcome.QUEUED
 
 
