@@ -123,6 +123,16 @@ class HotlineService:
         self._runner: web.AppRunner | None = None
         self._ari_task: asyncio.Task[None] | None = None
 
+    def reload_flow(self) -> bool:
+        """SIGHUP: take the flow file again; a flow with problems is refused and the one in
+        service stays (new calls use the new flow, calls in progress keep theirs)."""
+        error = self.flows.reload()
+        if error is not None:
+            log.error("flow reload refused, the flow in service stays:\n%s", error)
+            return False
+        log.info("flow %s reloaded from %s", self.flows.current.id, self.flows.path)
+        return True
+
     async def is_repeat_caller(self, caller_key: str, call_id: str) -> bool:
         return await asyncio.to_thread(has_called_before, self.engine, caller_key, call_id)
 
@@ -219,6 +229,8 @@ class HotlineService:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
+        with suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.reload_flow)
         await self.start()
         try:
             await stop.wait()
