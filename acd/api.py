@@ -1,7 +1,22 @@
-"""The ACD's REST API (JSON): seat state for the agent desk, queue status for the wallboard.
+"""The ACD's REST API (JSON): seat state for the agent desk, queue status for the wallboard,
+transfers and three-way calls.
 
-Seat lawyers may change only their own seat; supervisors and administrators any seat; auditors
-only read. Every state change goes through the ACD core, which logs it with its reason.
+Seat lawyers may change only their own seat and act only on the call at their seat; supervisors
+and administrators on any seat and call; auditors only read. Every state change goes through the
+ACD core, which logs it with its reason.
+
+Calls (``{call_id}`` is the call id of the event log)::
+
+    GET  /api/acd/calls/{call_id}                    the live call: seat, consultation, parties
+    POST /api/acd/calls/{call_id}/transfer           {"to": "queue:<name>" | "seat:<id>" |
+                                                      "number:<digits>", "mode": "blind"|"consult"}
+    POST /api/acd/calls/{call_id}/transfer/complete  consultation → the target takes the caller
+    POST /api/acd/calls/{call_id}/transfer/cancel    consultation → the caller is back with the seat
+    POST /api/acd/calls/{call_id}/conference         {"to": "seat:<id>" | "number:<digits>"}
+
+Errors are JSON (``{"error": {"code", "message"}}``): 400 bad_target / bad_mode / needs_person,
+403 not_your_call, 404 unknown_call / unknown_queue / unknown_seat, 409 not_connected /
+consult_in_progress / no_consult / not_answered / seat_unavailable / no_trunk / invalid_state.
 """
 
 from __future__ import annotations
@@ -12,7 +27,18 @@ from aiohttp import web
 
 from acd import model as acd
 from acd import seats as seat_store
-from hotline.web import Role, json_error, json_response, principal_of, read_json, require
+from acd.adapter import TransferError, parse_target
+from acd.wiring import outbound_routes
+from hotline.config import Settings
+from hotline.web import (
+    SERVICE_KEY,
+    Role,
+    json_error,
+    json_response,
+    principal_of,
+    read_json,
+    require,
+)
 
 if TYPE_CHECKING:
     from acd.adapter import AcdService
@@ -119,8 +145,59 @@ def _action_handler(action: str):
     return handler
 
 
+# Calls: transfers and conferences ---------------------------------------------------------------
+async def _call_action(request: web.Request, action: str) -> web.Response:
+    service = _acd(request)
+    call_id = request.match_info["call_id"]
+    principal = await principal_of(request)
+    if principal is not None and principal.role == Role.SEAT_LAWYER:
+        seat = service.connected_seat(call_id)
+        if seat is None or principal.seat_id != seat:
+            return json_error(403, "not_your_call", "坐席律师只能操作自己的通话: not your call")
+    try:
+        if action == "show":
+            return json_response(service.call_json(call_id))
+        if action in ("complete", "cancel"):
+            method = service.transfer_complete if action == "complete" else service.transfer_cancel
+            return json_response(await method(call_id))
+        body = await read_json(request)
+        target = parse_target(body.get("to"))
+        if target.kind == "seat":
+            await _load_seat(service, target.value)  # a seat added while the service runs
+        if action == "conference":
+            return json_response(await service.conference(call_id, target))
+        mode = body.get("mode", "blind")
+        if mode not in ("blind", "consult"):
+            return json_error(400, "bad_mode", "mode must be 'blind' or 'consult'")
+        return json_response(await service.transfer(call_id, target, mode))
+    except TransferError as exc:
+        return json_error(exc.status, exc.code, exc.message)
+
+
+def _call_handler(action: str, roles: tuple[Role, ...] = ACT):
+    @require(*roles)
+    async def handler(request: web.Request) -> web.Response:
+        return await _call_action(request, action)
+
+    return handler
+
+
 def setup(app: web.Application, service: AcdService) -> None:
     app[ACD_KEY] = service
+    # Outbound routes (callbacks, transfers to numbers) from the service's settings, when the
+    # service did not give them to the adapter itself.
+    settings = getattr(app.get(SERVICE_KEY), "settings", None)
+    if (
+        isinstance(settings, Settings)
+        and service.callback_dial is None
+        and service.transfer_dial is None
+    ):
+        service.configure_outbound(**outbound_routes(settings))
+    app.router.add_get("/api/acd/calls/{call_id}", _call_handler("show", READ))
+    app.router.add_post("/api/acd/calls/{call_id}/transfer", _call_handler("transfer"))
+    app.router.add_post("/api/acd/calls/{call_id}/transfer/complete", _call_handler("complete"))
+    app.router.add_post("/api/acd/calls/{call_id}/transfer/cancel", _call_handler("cancel"))
+    app.router.add_post("/api/acd/calls/{call_id}/conference", _call_handler("conference"))
     app.router.add_get("/api/acd/seats", list_seats)
     app.router.add_get("/api/acd/queues", list_queues)
     for action in ("login", "logout", "ready", "pause", "wrapup-done"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from acd.config import AcdConfig, OverflowRule, QueueConfig, RelaxationStep, SeatConfig
-from hotline.config import AcdSettings
+from hotline.config import AcdSettings, Settings
 from ivr.flow import Flow, QueueNode
 
 
@@ -40,3 +40,20 @@ def build_config(flow: Flow, settings: AcdSettings, seats: list[SeatConfig]) -> 
         fields.update(settings.queues.get(name, {}))
         configs.append(QueueConfig(**fields))
     return AcdConfig(queues=tuple(configs), seats=tuple(seats))
+
+
+def outbound_routes(settings: Settings) -> dict[str, str | None]:
+    """The adapter's outbound dial strings (``AcdService(..., **outbound_routes(settings))``).
+
+    ``callback_dial`` reaches callers: the configured dial string, else the carrier trunk when
+    it has an outbound contact (``asterisk.carrier_contact``). ``transfer_dial`` reaches partner
+    numbers (12345, 110) through ``acd.transfer_trunk``; without one, such transfers get 409.
+    """
+    callback = settings.acd.callback_dial
+    if callback is None and settings.asterisk.carrier_contact:
+        callback = "PJSIP/{number}@carrier"
+    trunk = settings.acd.transfer_trunk
+    return {
+        "callback_dial": callback,
+        "transfer_dial": f"PJSIP/{{number}}@{trunk}" if trunk else None,
+    }

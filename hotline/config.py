@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -50,11 +51,25 @@ class AsteriskSettings(_Section):
         description="carrier trunk: calls from these addresses are accepted without registration",
     )
     service_numbers: list[str] = Field(default_factory=lambda: ["12348"])
+    carrier_contact: str | None = Field(
+        None,
+        description="where calls to callers go out (callbacks), e.g. sip:127.0.0.1:5062: "
+        "an aor for the carrier trunk",
+    )
 
     @field_validator("bind")
     @classmethod
     def _ip(cls, value: str) -> str:
         ipaddress.ip_address(value)
+        return value
+
+    @field_validator("carrier_contact")
+    @classmethod
+    def _sip_uri(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"sips?:[^\s;,]+", value):
+            raise ValueError(
+                f"carrier_contact must be a SIP URI like sip:127.0.0.1:5062: {value!r}"
+            )
         return value
 
     @field_validator("trunk_addresses")
@@ -123,6 +138,14 @@ class AcdSettings(_Section):
     overflow_to: str | None = Field("operator", description="queue that takes overflow")
     overflow_after_s: float = Field(90.0, gt=0)
     queues: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    callback_dial: str | None = Field(
+        None,
+        description="ARI endpoint that dials a caller back, with {number}; default "
+        "PJSIP/{number}@carrier when asterisk.carrier_contact is set",
+    )
+    transfer_trunk: str | None = Field(
+        None, description="PJSIP endpoint for transfers to numbers (12345, 110); none = refused"
+    )
 
 
 class SpeechSettings(_Section):

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 from acd import api as acd_api
 from acd.adapter import AcdService
 from acd.seats import list_seats, seat_config
-from acd.wiring import build_config
+from acd.wiring import build_config, outbound_routes
 from agent_desk import http as desk_http
 from hotline.ari import AriClient
 from hotline.asterisk.runtime import AsteriskRuntime
@@ -168,6 +168,7 @@ class HotlineService:
             engine=self.engine,
             recordings=self.recordings,
             recordings_dir=self.asterisk.ari_recordings_dir,
+            **outbound_routes(self.settings),
         )
         self.calls.handoff = self.acd
 

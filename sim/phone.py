@@ -156,7 +156,7 @@ class Phone:
         if user:
             argv += ["--user", user]
         if password:
-            argv += ["--password", password]
+            argv += [f"--password={password}"]  # "=": a password may begin with "-"
         env = dict(os.environ)
         # Run the worker from the same source tree as this controller.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))

@@ -71,6 +71,10 @@ class EventType(StrEnum):
     CALLBACK_REQUESTED = "callback.requested"  # queue, position
     CALLBACK_PLACED = "callback.placed"  # seat_id, attempt
     CALLBACK_FAILED = "callback.failed"  # attempt, final
+    # Consultation and three-way calls (not queue.transferred: KPI talk time stays with the seat)
+    TRANSFER_CONSULT_STARTED = "transfer.consult_started"  # seat_id, to
+    TRANSFER_CONSULT_ENDED = "transfer.consult_ended"  # why (completed|cancelled|...)
+    CONFERENCE_INVITED = "conference.invited"  # seat_id, to
     # Seat events are logged under the pseudo call id "seat:<seat_id>".
     SEAT_STATE_CHANGED = "seat.state_changed"  # seat_id, from, to, reason, call_id
     SEAT_LOGIN = "seat.login"  # seat_id, region
