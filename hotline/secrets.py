@@ -6,10 +6,14 @@ then kept, so re-running set-up is idempotent.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -32,20 +36,34 @@ class Secrets:
     service_token: str
 
 
-def load_or_create(runtime_dir: Path) -> Secrets:
+@contextlib.contextmanager
+def edit(runtime_dir: Path) -> Iterator[dict[str, Any]]:
+    """Read, change and write the secrets file under an exclusive lock (features keep their
+    own keys in it: recording keys, work-order keys, partner secrets). The file is rewritten
+    atomically with mode 0600, and only when the mapping changed."""
     runtime_dir.mkdir(parents=True, exist_ok=True)
     path = runtime_dir / SECRETS_FILE
-    data: dict[str, str] = {}
-    if path.exists():
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    missing = [key for key in _GENERATED if not data.get(key)]
-    for key in missing:
-        data[key] = _GENERATED[key]()
-    if missing or not path.exists():
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(data, handle)
-        os.replace(tmp, path)
-    os.chmod(path, 0o600)
-    return Secrets(**{key: str(data[key]) for key in _GENERATED})
+    with open(runtime_dir / f".{SECRETS_FILE}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data: dict[str, Any] = {}
+        if path.exists():
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        before = yaml.safe_dump(data)
+        yield data
+        if yaml.safe_dump(data) != before or not path.exists():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                yaml.safe_dump(data, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        os.chmod(path, 0o600)
+
+
+def load_or_create(runtime_dir: Path) -> Secrets:
+    with edit(runtime_dir) as data:
+        for key, generate in _GENERATED.items():
+            if not data.get(key):
+                data[key] = generate()
+        return Secrets(**{key: str(data[key]) for key in _GENERATED})

@@ -18,7 +18,6 @@ validates it.
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets as _secrets
 from pathlib import Path
 from typing import Any, Literal
@@ -27,8 +26,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hotline import secrets as secrets_file
 from hotline.config import ConfigError
-from hotline.secrets import SECRETS_FILE
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 EXAMPLE_PARTNERS_FILE = PACKAGE_DIR / "partners.example.yaml"
@@ -189,23 +188,12 @@ def load_for_runtime(runtime_dir: Path) -> IntegrationsConfig:
 
 def partner_secrets(runtime_dir: Path, partners: list[Partner]) -> dict[PartnerId, bytes]:
     """Each partner's shared HMAC secret, generating (and keeping) the missing ones."""
-    path = runtime_dir / SECRETS_FILE
-    data: dict[str, Any] = {}
-    if path.exists():
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    stored = data.get(SECRETS_KEY)
-    if not isinstance(stored, dict):
-        stored = {}
-    missing = [p.secret_key for p in partners if not stored.get(p.secret_key)]
-    if missing:
-        for key in missing:
-            stored[key] = _secrets.token_urlsafe(32)
+    with secrets_file.edit(runtime_dir) as data:
+        stored = data.get(SECRETS_KEY)
+        if not isinstance(stored, dict):
+            stored = {}
+        for partner in partners:
+            if not stored.get(partner.secret_key):
+                stored[partner.secret_key] = _secrets.token_urlsafe(32)
         data[SECRETS_KEY] = stored
-        runtime_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".partners.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(data, handle)
-        os.replace(tmp, path)
-        os.chmod(path, 0o600)
-    return {p.id: str(stored[p.secret_key]).encode() for p in partners}
+        return {p.id: str(stored[p.secret_key]).encode() for p in partners}

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import secrets as _secrets
@@ -43,11 +42,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import Engine, select, update
 
+from hotline import secrets as secrets_file
 from hotline.events import CallEventLog, EventType
-from hotline.secrets import SECRETS_FILE
 from recordings import crypto
 from recordings.models import RecordingKind, RecordingRow, TranscriptState
 from recordings.retention import RetentionPolicy, StoredItem, expired, purge_log
@@ -62,45 +60,19 @@ _CURRENT = "recording_key_current"
 # --- keys ------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _secrets_locked(runtime_dir: Path) -> Iterator[Path]:
-    runtime_dir.mkdir(parents=True, exist_ok=True)
-    with open(runtime_dir / f".{SECRETS_FILE}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield runtime_dir / SECRETS_FILE
-
-
-def _read_secrets(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-
-
-def _write_secrets(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        yaml.safe_dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def _new_key_id() -> str:
     return f"rk-{datetime.now(UTC):%Y%m%d}-{_secrets.token_hex(3)}"
 
 
 def load_keyring(runtime_dir: Path) -> crypto.KeyRing:
     """The recording key ring from the runtime secrets; the first key is made if none exists."""
-    with _secrets_locked(runtime_dir) as path:
-        data = _read_secrets(path)
+    with secrets_file.edit(runtime_dir) as data:
         keys = data.get(_KEYS) or {}
         current = data.get(_CURRENT)
         if not keys:
             current = _new_key_id()
             keys = {current: crypto.encode_key(crypto.new_key())}
             data[_KEYS], data[_CURRENT] = keys, current
-            _write_secrets(path, data)
             log.info("created recording key %s", current)
         return crypto.KeyRing.from_text(keys, str(current))
 
@@ -108,13 +80,11 @@ def load_keyring(runtime_dir: Path) -> crypto.KeyRing:
 def rotate_keyring(runtime_dir: Path, new_id: str | None = None) -> crypto.KeyRing:
     """Add a new current key (old keys are kept for reading); return the new ring."""
     ring = load_keyring(runtime_dir)
-    with _secrets_locked(runtime_dir) as path:
-        data = _read_secrets(path)
+    with secrets_file.edit(runtime_dir) as data:
         ring = crypto.KeyRing.from_text(data[_KEYS], data[_CURRENT]).rotated(
             new_id or _new_key_id()
         )
         data[_KEYS], data[_CURRENT] = ring.to_text(), ring.current
-        _write_secrets(path, data)
     log.info("recording key rotated: new files use %s", ring.current)
     return ring
 

@@ -13,21 +13,18 @@ does not open. Old keys stay in the ring after a rotation and still open what th
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import os
 import secrets as _secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hotline.secrets import SECRETS_FILE
+from hotline import secrets as secrets_file
 
 KEYS_ENTRY = "workorder_keys"
 CURRENT_ENTRY = "workorder_key_current"
@@ -75,31 +72,6 @@ class Sealer:
         return plain.decode()
 
 
-@contextlib.contextmanager
-def _locked(runtime_dir: Path) -> Iterator[Path]:
-    runtime_dir.mkdir(parents=True, exist_ok=True)
-    # The same lock file as recordings.store: both add keys to the one secrets file.
-    with open(runtime_dir / f".{SECRETS_FILE}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield runtime_dir / SECRETS_FILE
-
-
-def _read(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-
-
-def _write(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.wo.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        yaml.safe_dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def _new_id() -> str:
     return f"wk-{datetime.now(UTC):%Y%m%d}-{_secrets.token_hex(3)}"
 
@@ -111,8 +83,7 @@ def _ring(data: Mapping[str, Any]) -> Sealer:
 
 def load_sealer(runtime_dir: Path) -> Sealer:
     """The work-order key ring from the runtime secrets; the first key is made if none exists."""
-    with _locked(Path(runtime_dir)) as path:
-        data = _read(path)
+    with secrets_file.edit(Path(runtime_dir)) as data:
         if not data.get(KEYS_ENTRY) or data.get(CURRENT_ENTRY) not in data[KEYS_ENTRY]:
             key_id = _new_id()
             data[KEYS_ENTRY] = {
@@ -120,19 +91,16 @@ def load_sealer(runtime_dir: Path) -> Sealer:
                 key_id: base64.urlsafe_b64encode(os.urandom(32)).decode(),
             }
             data[CURRENT_ENTRY] = key_id
-            _write(path, data)
         return _ring(data)
 
 
 def rotate(runtime_dir: Path) -> Sealer:
     """Add a new current key; older keys are kept so existing values still open."""
     load_sealer(runtime_dir)
-    with _locked(Path(runtime_dir)) as path:
-        data = _read(path)
+    with secrets_file.edit(Path(runtime_dir)) as data:
         key_id = _new_id()
         while key_id in data[KEYS_ENTRY]:
             key_id = _new_id()
         data[KEYS_ENTRY][key_id] = base64.urlsafe_b64encode(os.urandom(32)).decode()
         data[CURRENT_ENTRY] = key_id
-        _write(path, data)
         return _ring(data)
