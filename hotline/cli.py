@@ -175,8 +175,9 @@ def _register_feature_groups() -> None:
     from integrations.cli import partners
     from kpi.cli import register as register_kpi
     from recordings.models_fetch import models_cli
+    from sim.cli import sim
 
-    for group in (asterisk, seats, users, partners, models_cli):
+    for group in (asterisk, seats, users, partners, models_cli, sim):
         main.add_command(group)
     register_kpi(main)  # report, staffing
 

@@ -64,6 +64,8 @@ CAUSE_TEXT = {
     34: "no circuit available",
     127: "interworking",
 }
+# No prompt is longer than this: a playback still unfinished then is taken as finished.
+PLAYBACK_WATCHDOG_S = 180.0
 # The call id rides on the caller's channel, so a restarted service can finish the call's record.
 CALL_ID_VARIABLE = "HOTLINE_CALL_ID"
 
@@ -375,6 +377,28 @@ class CallController:
             await self.ari.play(session.channel_id, media, playback_id=playback_id)
         except AriNotFound:
             session.playback_prompts.pop(playback_id, None)  # the caller is gone
+            return
+        except AriError as exc:
+            # The prompt cannot be played (e.g. the channel is between bridges): the caller must
+            # not wait for a PlaybackFinished that will never come, so the dialogue goes on.
+            log.warning("call %s: prompt %s not played: %s", session.call_id, media, exc)
+            self._playback_lost(session, playback_id, "failed_to_start")
+            return
+        # Belt and braces: a PlaybackFinished that never arrives must not strand the caller.
+        asyncio.get_running_loop().call_later(
+            PLAYBACK_WATCHDOG_S, self._playback_lost, session, playback_id, "no_finish_event"
+        )
+
+    def _playback_lost(self, session: CallSession, playback_id: str, why: str) -> None:
+        prompts = session.playback_prompts.pop(playback_id, None)
+        if prompts is None or session.ended:
+            return  # it finished normally
+        if session.playback_id == playback_id:
+            session.playback_id = None
+        self.record(session, EventType.PROMPT_FINISHED, {"prompt": ",".join(prompts), "state": why})
+        if not session.handed_off:
+            task = asyncio.create_task(self.feed(session, ivr.PromptFinished()))
+            task.add_done_callback(_log_task_error)
 
     async def _stop_playback(self, session: CallSession) -> None:
         playback_id = session.playback_id

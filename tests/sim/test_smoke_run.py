@@ -1,0 +1,40 @@
+"""The smoke scenario end to end: real Asterisk, the hotline service, pjsua2 callers and seats.
+
+The simulator's ground truth must match the hotline's event log call for call.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.compare import compare
+from sim.runner import SimRun
+from sim.scenario import load_scenario
+from sim.stack import running_stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+
+async def test_smoke_ground_truth_matches_the_event_log(tmp_path):
+    scenario = load_scenario("smoke")
+    with running_stack(tmp_path / "stack") as stack:
+        run = SimRun(scenario, stack.target(), tmp_path / "run")
+        result = await run.run()
+        log_tail = stack.log_tail(60)
+    calls = result.calls
+    assert len(calls) == scenario.max_calls
+    assert all(c.failed is None for c in calls), [c.failed for c in calls]
+    # The scenario exercises the paths that matter: seats answer, the survey is given.
+    assert result.kpis["answered"] >= 2, result.kpis
+    assert (
+        result.kpis["survey_satisfied"]
+        + result.kpis["survey_dissatisfied"]
+        + result.kpis["survey_basically_satisfied"]
+        >= 1
+    ), result.kpis
+
+    comparison = compare(tmp_path / "run")
+    assert comparison.matched == len(calls)
+    details = "\n".join(str(m) for m in comparison.mismatches)
+    assert comparison.ok, f"{comparison.counts}\n{details}\n--- service log ---\n{log_tail}"
+    assert comparison.counts["answered"][0] == result.kpis["answered"]
