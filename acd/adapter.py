@@ -37,7 +37,9 @@ Every leg we originate is a ``Leg`` with a kind:
 ``conference``
     a third party (an interpreter) in the call's own mixing bridge;
 ``external``
-    a number the call was transferred to through the partner trunk (``transfer_dial``).
+    a number the call was transferred to through the partner trunk (``transfer_dial``);
+``workorder``
+    a leg of a work-order callback (``call_back``): the seat, then the caller.
 
 Callback keeping the place. The caller pressed 1 (``callback_requested``) and hung up; the
 ``QueuedCall`` stays here with the caller's number in memory only (``CallSession`` is never
@@ -59,6 +61,16 @@ To a number the call leaves the core (``call_completed`` by the seat, ``queue.tr
 ``to_number``) and the caller is bridged with the external leg. The core does not reserve a seat
 that is being consulted or conferenced in (it has no input for that): see ``transfer``.
 
+Work-order callbacks (工单回拨, ``call_back``). A handler asks for one on an order: a direct
+call outside the queues, so the core never sees it; the seat is paused with the reason "回拨"
+meanwhile (so the core offers it no queue call) and made ready again afterwards if it was free
+before. The seat's phone rings first; once it answers it hears hold music while the caller is
+dialled through ``callback_dial``; both are put in a mixing bridge and recorded like any
+conversation, under the call id ``workorder:<order id>`` (``callback.placed`` ... ``call.ended``
+in the event log). The outcome goes to ``report(order_id, outcome)``: ``answered``, or
+``seat_no_answer``, ``seat_busy``, ``no_route``, ``no_answer``, ``busy``, ``seat_hung_up``,
+``error``. Either party hanging up ends the call: the other leg and the bridge go too.
+
 What it must not do: decide anything the core decides, or lose a leg: every leg is either
 bridged, hung up by us, or reported to the core as failed or completed.
 """
@@ -71,7 +83,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -104,13 +116,15 @@ OFFER_FAILURE_BY_CAUSE: dict[int, acd.OfferFailure] = {
 }
 
 LegState = Literal["ringing", "answered", "connected", "cancelled", "ended"]
-LegKind = Literal["offer", "callback", "consult", "conference", "external"]
+LegKind = Literal["offer", "callback", "consult", "conference", "external", "workorder"]
 TargetKind = Literal["queue", "seat", "number"]
 TransferMode = Literal["blind", "consult"]
 _TARGET = re.compile(r"^(queue|seat|number):(\S{1,64})$")
 _NUMBER = re.compile(r"^\+?[0-9]{2,20}$")
 # How long the core gives a consultation or conference target to answer before we give up.
 PARTY_RING_S = 30
+# A work-order callback: how long the caller's phone may ring.
+WORKORDER_CALLEE_RING_S = 45
 
 
 @dataclass
@@ -200,6 +214,21 @@ class QueuedCall:
         self.session.caller_number = ""
 
 
+@dataclass
+class DirectCall:
+    """A work-order callback in progress: two legs we originate, outside the core's queues."""
+
+    call_id: str
+    order_id: str
+    seat_id: str
+    legs: list[SeatLeg] = field(default_factory=list)
+    # channel id → True when the leg answered (entered Stasis), False when it ended first.
+    answers: dict[str, asyncio.Future[bool]] = field(default_factory=dict)
+    causes: dict[str, int] = field(default_factory=dict)  # channel id → Q.850 cause at its end
+    bridge_id: str | None = None
+    gone: asyncio.Event = field(default_factory=asyncio.Event)  # a leg ended
+
+
 class AcdService:
     """The controller's ``Handoff`` for queues; plus transfers, conferences and callbacks."""
 
@@ -239,6 +268,7 @@ class AcdService:
         self.legs: dict[str, SeatLeg] = {}  # every leg we originated, by channel id
         self._timer: asyncio.TimerHandle | None = None
         self._leg_causes: dict[str, int] = {}  # Q.850 cause from a leg's hang-up request
+        self._direct: dict[str, DirectCall] = {}  # work-order callbacks by call id
         ari_client.add_handler(self.handle)
 
     def configure_outbound(self, *, callback_dial: str | None, transfer_dial: str | None) -> None:
@@ -710,6 +740,8 @@ class AcdService:
             return True
         if any(object_id in (c.bridge_id, c.consult_bridge) for c in self.calls.values()):
             return True
+        if any(object_id == d.bridge_id for d in self._direct.values()):
+            return True
         return is_tap_channel(object_id) and any(c.connected_seat for c in self.calls.values())
 
     async def handle(self, event: ari.Event) -> None:
@@ -734,6 +766,9 @@ class AcdService:
             return
         leg = self.legs.get(event.channel.id)
         if leg is None:
+            return
+        if leg.kind == "workorder":
+            await self._on_direct_leg(leg, event)
             return
         if isinstance(event, ari.StasisStart):
             handler = {
@@ -1157,6 +1192,203 @@ class AcdService:
                 self.calls.pop(leg.call_id, None)
                 await self._destroy_bridge(call, call.bridge_id)
                 await self._hang_up_caller(call)
+
+    # Work-order callbacks (工单回拨) --------------------------------------------------
+    async def call_back(
+        self,
+        order_id: str,
+        seat_id: str,
+        number: str,
+        report: Callable[[str, str], Awaitable[Any]],
+    ) -> None:
+        """Ring ``seat_id``, then dial ``number`` and bridge them; ``report(order_id, outcome)``
+        once (see the module docstring). Returns when the call is over (or failed)."""
+        call_id = f"workorder:{order_id}"
+        outcome: str | None = None
+        if self.callback_dial is None:
+            outcome = "no_route"
+        elif seat_id not in self.core.seat_ids():
+            outcome = "unknown_seat"
+        elif call_id in self._direct or any(d.seat_id == seat_id for d in self._direct.values()):
+            outcome = "seat_busy"
+        else:
+            state = self.core.seat_view(seat_id).state
+            if state in (acd.SeatState.OFFERED, acd.SeatState.ON_CALL):
+                outcome = "seat_busy"
+        if outcome is not None:
+            log.info("work order %s: callback not placed: %s", order_id, outcome)
+            await report(order_id, outcome)
+            return
+        assert self.callback_dial is not None
+        direct = DirectCall(call_id, order_id, seat_id)
+        self._direct[call_id] = direct
+        resume = await self._hold_seat(seat_id)
+        reported = False
+        try:
+            if self.events.last_seq(call_id) == 0:
+                await self.events.resume_call(call_id)  # the order's own events may be there
+            self.events.append(
+                call_id,
+                EventType.CALLBACK_PLACED,
+                {"seat_id": seat_id, "attempt": 1, "order_id": order_id, "origin": "workorder"},
+            )
+            seat = await self._direct_leg(
+                direct, self.endpoint(seat_id), seat_id, '"12348 工单回拨" <12348>', PARTY_RING_S
+            )
+            if seat is None:
+                outcome = "seat_no_answer"
+                return
+            await self._start_moh(seat.channel_id)  # the lawyer waits while the caller rings
+            callee = await self._direct_leg(
+                direct, self.callback_dial.format(number=number), "", '"12348" <12348>',
+                WORKORDER_CALLEE_RING_S,
+            )  # fmt: skip
+            if callee is None:
+                cause = direct.causes.get(direct.legs[-1].channel_id, 0)
+                if seat.state != "answered":
+                    outcome = "seat_hung_up"
+                else:
+                    outcome = "busy" if cause == 17 else "no_answer"
+                return
+            if seat.state != "answered":
+                outcome = "seat_hung_up"
+                return
+            with contextlib.suppress(AriNotFound):
+                await self.ari.stop_moh(seat.channel_id)
+            direct.bridge_id = f"wocb-{uuid.uuid4().hex[:12]}"
+            await self.ari.create_bridge(
+                "mixing", bridge_id=direct.bridge_id, name=f"workorder callback {order_id}"
+            )
+            await self.ari.add_to_bridge(direct.bridge_id, [seat.channel_id, callee.channel_id])
+            log.info("work order %s: seat %s talking with the caller", order_id, seat_id)
+            outcome, reported = "answered", True
+            await report(order_id, "answered")
+            if self.recordings is not None:
+                task = asyncio.create_task(self._record_direct(direct, seat, callee))
+                task.add_done_callback(_log_task_error)
+            await direct.gone.wait()
+        except Exception:
+            log.exception("work order %s: callback failed", order_id)
+            outcome = outcome if reported else "error"
+        finally:
+            await self._end_direct(direct, outcome or "error", resume)
+            if not reported:
+                log.info("work order %s: callback failed: %s", order_id, outcome or "error")
+                await report(order_id, outcome or "error")
+
+    async def _hold_seat(self, seat_id: str) -> bool:
+        """Keep queue calls away from the seat; True if it must be made ready afterwards."""
+        state = self.core.seat_view(seat_id).state
+        if state not in (acd.SeatState.AVAILABLE, acd.SeatState.WRAP_UP):
+            return False  # paused or logged out: the core offers it nothing anyway
+        try:
+            await self.seat_pause(seat_id, "回拨")
+        except acd.AcdError:
+            return False
+        return True
+
+    async def _direct_leg(
+        self, direct: DirectCall, endpoint: str, seat_id: str, caller_id: str, ring_s: float
+    ) -> SeatLeg | None:
+        """Originate one leg and wait for it to answer; None if it did not (leg forgotten)."""
+        leg = SeatLeg(f"wo-{uuid.uuid4().hex}", direct.call_id, seat_id, kind="workorder")
+        answered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        direct.legs.append(leg)
+        direct.answers[leg.channel_id] = answered
+        self.legs[leg.channel_id] = leg
+        # Both legs on the first one's event lane: one order for the whole call.
+        self.ari.bind_key(leg.channel_id, direct.legs[0].channel_id)
+        try:
+            await self.ari.originate(
+                endpoint,
+                app_args=f"workorder,{direct.call_id}",
+                channel_id=leg.channel_id,
+                caller_id=caller_id,
+                timeout=int(ring_s),
+                variables={"HOTLINE_CALL_ID": direct.call_id},
+            )
+        except AriError as exc:
+            log.warning("%s: dialling %s failed: %s", direct.call_id, endpoint, exc)
+            leg.state = "ended"
+            self._forget_direct_leg(leg)
+            return None
+        try:
+            # Asterisk gives up after ring_s; the margin only guards against a lost event.
+            ok = await asyncio.wait_for(asyncio.shield(answered), ring_s + 10)
+        except TimeoutError:
+            ok = False
+        if not ok:
+            await self._drop_leg(leg, "cancelled")
+            return None
+        return leg
+
+    async def _on_direct_leg(self, leg: SeatLeg, event: ari.ChannelEvent) -> None:
+        direct = self._direct.get(leg.call_id)
+        answered = direct.answers.get(leg.channel_id) if direct is not None else None
+        if isinstance(event, ari.StasisStart):
+            if leg.state == "cancelled" or answered is None or answered.done():
+                await self._hangup(leg.channel_id)  # answered too late: given up on
+                return
+            leg.state = "answered"
+            answered.set_result(True)
+        elif isinstance(event, ari.StasisEnd | ari.ChannelDestroyed):
+            if leg.channel_id not in self.legs:
+                return  # StasisEnd and ChannelDestroyed both come: the first one counts
+            cause = event.cause if isinstance(event, ari.ChannelDestroyed) else 16
+            cause = self._leg_causes.pop(leg.channel_id, cause)
+            leg.state = "ended"
+            self._forget_direct_leg(leg)
+            if direct is not None:
+                direct.causes[leg.channel_id] = cause
+                if answered is not None and not answered.done():
+                    answered.set_result(False)
+                direct.gone.set()
+        elif isinstance(event, ari.ChannelHangupRequest) and event.cause is not None:
+            self._leg_causes[leg.channel_id] = event.cause
+
+    def _forget_direct_leg(self, leg: SeatLeg) -> None:
+        self.legs.pop(leg.channel_id, None)
+        self.ari.unbind_key(leg.channel_id)
+
+    async def _record_direct(self, direct: DirectCall, seat: SeatLeg, callee: SeatLeg) -> None:
+        """Recorded and transcribed like a queue call (the caller's and the seat's sides)."""
+        assert self.recordings is not None and direct.bridge_id is not None
+        try:
+            name = await self.recordings.start_call_recording(
+                self.ari, direct.bridge_id, direct.call_id
+            )
+            self._recording_calls[name] = direct.call_id
+            await self.recordings.tap(self.ari, direct.call_id, callee.channel_id, "caller")
+            await self.recordings.tap(self.ari, direct.call_id, seat.channel_id, "seat")
+        except Exception:
+            log.exception("%s: recording or transcription could not start", direct.call_id)
+
+    async def _end_direct(self, direct: DirectCall, outcome: str, resume: bool) -> None:
+        """Hang up what is left, destroy the bridge, log the end, give the seat back."""
+        hangup_by = next(
+            ("seat" if leg.seat_id else "caller" for leg in direct.legs if leg.state == "ended"),
+            None,
+        )
+        for leg in direct.legs:
+            await self._drop_leg(leg)
+        if direct.bridge_id is not None:
+            with contextlib.suppress(AriNotFound):
+                await self.ari.destroy_bridge(direct.bridge_id)
+            if self.recordings is not None:
+                task = asyncio.create_task(self.recordings.call_ended(direct.call_id))
+                task.add_done_callback(_log_task_error)
+        self._direct.pop(direct.call_id, None)
+        self.events.append(
+            direct.call_id,
+            EventType.CALL_ENDED,
+            {"hangup_by": hangup_by or "system", "outcome": outcome, "origin": "workorder",
+             "seat_id": direct.seat_id},
+        )  # fmt: skip
+        if resume:
+            view = self.core.seat_view(direct.seat_id)
+            if view.state is acd.SeatState.PAUSED and view.reason == "回拨":
+                with contextlib.suppress(acd.AcdError):
+                    await self.seat_ready(direct.seat_id)
 
     # Seat API ------------------------------------------------------------------------------------
     def ensure_seat(self, seat: SeatConfig) -> None:

@@ -91,7 +91,10 @@ class SeatConfig(_Model):
         return self
 
 
-DEFAULT_PAUSE_REASONS = ("小休", "培训", "会议", "就餐", "未接听", "忙线", "拒接", "故障", "未就绪")
+DEFAULT_PAUSE_REASONS = (
+    "小休", "培训", "会议", "就餐", "未接听", "忙线", "拒接", "故障", "未就绪",
+    "回拨",  # a work-order callback (工单回拨) is being placed from this seat
+)  # fmt: skip
 
 
 class AcdConfig(_Model):

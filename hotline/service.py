@@ -171,6 +171,11 @@ class HotlineService:
             **outbound_routes(self.settings),
         )
         self.calls.handoff = self.acd
+        acd_service = self.acd
+        # 工单回拨: the handler asks on an order; the ACD rings the seat, then the caller.
+        self.workorders.callback_dialer = lambda order, seat_id, number: acd_service.call_back(
+            order["id"], seat_id, number, self.workorders.callback_outcome
+        )
 
     async def _store_message(self, session: CallSession, name: str) -> None:
         await self.recordings.store_asterisk_recording(

@@ -6,10 +6,12 @@
 - ``GET   /api/workorders/{id}`` → the order with ``history`` and ``allowed_actions``
   (``{id}`` may also be the human number GD20261121-0001).
 - ``PATCH /api/workorders/{id}`` ``{topic?, summary?, details?, fields?}`` → the order.
-- ``POST  /api/workorders/{id}/actions/{action}`` ``{target?, note?}`` → the order; actions:
+- ``POST  /api/workorders/{id}/actions/{action}`` ``{target?, note?, seat_id?}`` → the order;
+  actions:
   submit, dispatch (needs ``target``: ``{"kind": "agency"|"department"|"region",
   "unit_id", "name"}`` or a unit name), claim, start (callback made), resolve, review, close,
-  reopen, return, note, and ``callback`` (ask the system to call the caller back).
+  reopen, return, note, and ``callback`` (ask the system to call the caller back: the seat
+  ``seat_id``, else the principal's own, is rung first).
 - ``GET   /api/parties/{caller_key}/archive`` → ``{"calls", "orders", "satisfaction"}``.
 
 Reading: seat lawyers (their own orders), supervisors, administrators, auditors; changing: not
@@ -131,6 +133,7 @@ async def order_action(request: web.Request) -> web.StreamResponse:
             principal,
             target=body.get("target"),
             note=note,
+            seat_id=body.get("seat_id"),
         )
     except WorkOrderProblem as exc:
         return _problem(exc)

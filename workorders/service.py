@@ -815,10 +815,13 @@ class WorkOrderService:
         *,
         target: Any = None,
         note: str | None = None,
+        seat_id: str | None = None,
     ) -> dict[str, Any]:
-        """Take API action ``name`` on an order; returns the order as ``get`` does."""
+        """Take API action ``name`` on an order; returns the order as ``get`` does.
+        ``seat_id``: for ``callback``, the seat to ring (a supervisor or the service token has
+        none of its own)."""
         if name == CALLBACK_REQUEST:
-            return await self.request_callback(order_id, principal, note=note)
+            return await self.request_callback(order_id, principal, note=note, seat_id=seat_id)
         action = API_ACTIONS.get(name)
         if action is None:
             raise NotFound(
@@ -916,12 +919,26 @@ class WorkOrderService:
         return updated
 
     async def request_callback(
-        self, order_id: str, principal: Principal, *, note: str | None = None
+        self,
+        order_id: str,
+        principal: Principal,
+        *,
+        note: str | None = None,
+        seat_id: str | None = None,
     ) -> dict[str, Any]:
         """回拨: log the request and hand it to the dialer (which rings the seat, then the
-        caller); ``callback_outcome`` records what happened."""
+        caller); ``callback_outcome`` records what happened. The seat rung is ``seat_id``
+        if given, else the principal's own."""
+        if seat_id is not None and (not isinstance(seat_id, str) or not 0 < len(seat_id) <= 64):
+            raise Invalid("seat_id must be a seat's id", code="invalid_seat_id")
+        seat = seat_id or principal.seat_id
         row = await self._load(order_id)
         actor = self._acting_as(row, principal, lc.Action.CALLBACK)
+        if self.callback_dialer is not None and not seat:
+            raise Invalid(
+                '回拨需要指定坐席: a callback rings a seat first: {"seat_id": "..."}',
+                code="seat_required",
+            )
         if row.caller_enc is None:
             raise Conflict("this order has no caller number to call back", code="no_number")
         try:
@@ -929,14 +946,14 @@ class WorkOrderService:
         except SealError as exc:
             raise Conflict(f"the caller number cannot be opened: {exc}", code="sealed") from exc
         now = self.clock()
-        data = _event_data(row, actor, now, "callback_requested", seat_id=principal.seat_id)
+        data = _event_data(row, actor, now, "callback_requested", seat_id=seat)
         if note:
             data["note"] = redact(note)[:2000]
         await self._record(row, EventType.WORKORDER_CALLBACK_REQUESTED, actor, now, data)
         self._callback_by[row.id] = principal
         if self.callback_dialer is not None:
             view = await self._view(row)
-            task = asyncio.create_task(self.callback_dialer(view, principal.seat_id, number))
+            task = asyncio.create_task(self.callback_dialer(view, seat, number))
             task.add_done_callback(_log_failure)
         return await self.get(order_id, principal)
 
