@@ -5,6 +5,7 @@ that the event log records."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from dataclasses import dataclass, field
 
@@ -17,6 +18,10 @@ from sim.phone import Phone
 
 pytestmark = pytest.mark.e2e
 
+# Callers are found in the log by their masked number (first 3 and last 4 digits): give each
+# one distinct last digits, under a prefix no other test uses.
+NUMBERS = (f"1350000{n % 10000:04d}" for n in itertools.count(random.randrange(10000)))
+
 # (node to wait for, keys to press there); "hangup" ends the call at that node.
 Steps = list[tuple[str, str]]
 
@@ -28,7 +33,7 @@ class Caller:
     outcome: str  # the ivr.outcome the log must show
     queue: str | None = None  # the queue the call must enter
     also: list[str] = field(default_factory=list)  # more event types the log must show
-    number: str = field(default_factory=lambda: f"137{random.randrange(10**8):08d}")
+    number: str = field(default_factory=lambda: next(NUMBERS))
 
 
 LANG = ("language", "1")
