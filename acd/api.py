@@ -21,6 +21,7 @@ consult_in_progress / no_consult / not_answered / seat_unavailable / no_trunk / 
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -128,8 +129,6 @@ async def _seat_action(request: web.Request, action: str) -> web.Response:
 
 
 async def _load_seat(service: AcdService, seat_id: str) -> Any:
-    import asyncio
-
     row = await asyncio.to_thread(seat_store.get_seat, service.engine, seat_id)
     if row is None or not row.active:
         return None
