@@ -247,13 +247,7 @@ class AriClient:
         lang: str | None = None,
     ) -> str:
         """Start a playback and return its id (chosen here, so it is known before any event)."""
-        playback_id = playback_id or str(uuid.uuid4())
-        await self.request(
-            "POST",
-            f"/channels/{_seg(channel_id)}/play/{_seg(playback_id)}",
-            params={"media": _media(media), "lang": lang},
-        )
-        return playback_id
+        return await self._play(f"/channels/{_seg(channel_id)}", media, playback_id, lang)
 
     async def play_on_bridge(
         self,
@@ -262,10 +256,16 @@ class AriClient:
         playback_id: str | None = None,
         lang: str | None = None,
     ) -> str:
+        """Start a playback heard by everyone in the bridge; returns its id like ``play``."""
+        return await self._play(f"/bridges/{_seg(bridge_id)}", media, playback_id, lang)
+
+    async def _play(
+        self, resource: str, media: str | Iterable[str], playback_id: str | None, lang: str | None
+    ) -> str:
         playback_id = playback_id or str(uuid.uuid4())
         await self.request(
             "POST",
-            f"/bridges/{_seg(bridge_id)}/play/{_seg(playback_id)}",
+            f"{resource}/play/{_seg(playback_id)}",
             params={"media": _media(media), "lang": lang},
         )
         return playback_id
