@@ -93,3 +93,46 @@ def seat_config(row: SeatRow) -> SeatConfig:
 def credentials(engine: Engine) -> list[SeatCredential]:
     """What Asterisk needs to authenticate the active seats."""
     return [SeatCredential(row.seat_id, row.md5_cred) for row in list_seats(engine)]
+
+
+def update_seat(
+    engine: Engine,
+    seat_id: str,
+    *,
+    skills: dict[str, int] | None = None,
+    region: str | None = None,
+    display_name: str | None = None,
+) -> SeatRow:
+    """Change a seat's skills, region or name (what is None stays); returns the stored row."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        row = session.get(SeatRow, seat_id)
+        if row is None:
+            raise SeatError(f"no seat {seat_id!r}")
+        if skills is not None:
+            row.skills = dict(skills)
+        if region is not None:
+            row.region = region
+        if display_name is not None:
+            row.display_name = display_name or seat_id
+    return row
+
+
+def set_active(engine: Engine, seat_id: str, active: bool) -> SeatRow:
+    """Disable (or enable again) a seat: a disabled seat has no SIP endpoint and cannot sign in."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        row = session.get(SeatRow, seat_id)
+        if row is None:
+            raise SeatError(f"no seat {seat_id!r}")
+        row.active = active
+    return row
+
+
+def reset_password(engine: Engine, seat_id: str) -> NewSeat:
+    """A new SIP password for a seat (a lost or leaked one); shown once, its digest stored."""
+    password = secrets.token_urlsafe(18)
+    with Session(engine) as session, session.begin():
+        row = session.get(SeatRow, seat_id)
+        if row is None:
+            raise SeatError(f"no seat {seat_id!r}")
+        row.md5_cred = seat_credential(seat_id, password).md5_cred
+    return NewSeat(seat_id, password)

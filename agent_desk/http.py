@@ -152,6 +152,9 @@ def setup(
     r.add_post("/api/admin/users/{username}/lock", lock_user)
     r.add_post("/api/admin/users/{username}/unlock", unlock_user)
     r.add_get("/api/admin/audit", audit_log)
+    from agent_desk import admin_api  # seats, queues, flows, hours (it imports this module)
+
+    admin_api.setup(app, service)
     return desk
 
 

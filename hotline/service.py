@@ -22,6 +22,7 @@ from acd.adapter import AcdService
 from acd.seats import list_seats, seat_config
 from acd.wiring import build_config, outbound_routes
 from agent_desk import http as desk_http
+from agent_desk.admin_api import uploaded_flow_file
 from hotline.ari import AriClient
 from hotline.asterisk.runtime import AsteriskRuntime
 from hotline.config import Settings
@@ -88,7 +89,9 @@ class HotlineService:
             ast.app_name,
         )
         ivr_settings = settings.ivr
-        self.flows = FlowStore(ivr_settings.flow_file or DEFAULT_FLOW, load_catalogue())
+        # A flow uploaded on the admin page (no flow_file configured) outlives restarts.
+        flow_file = ivr_settings.flow_file or uploaded_flow_file(settings.runtime_path)
+        self.flows = FlowStore(flow_file or DEFAULT_FLOW, load_catalogue())
         fixed = ivr_settings.clock
         self.calls = CallController(
             self.ari,
