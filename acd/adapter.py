@@ -71,6 +71,18 @@ in the event log). The outcome goes to ``report(order_id, outcome)``: ``answered
 ``seat_no_answer``, ``seat_busy``, ``no_route``, ``no_answer``, ``busy``, ``seat_hung_up``,
 ``error``. Either party hanging up ends the call: the other leg and the bridge go too.
 
+Partner trunks (110, 12345: ``integrations.trunks``). A transfer to ``number:<partner id>``
+of a partner with a ``transfer_uri`` goes through that partner's own trunk
+(``PJSIP/<endpoint>/<transfer_uri>``), the INVITE carrying our headers (our work-order number,
+else the call id; the partner's own case id when the call came from them; the original caller;
+a summary), and is logged as ``partner.transferred``. The IVR's ``transfer`` node (12345 in
+menu 5, the emergency key to 110) is ``transfer_out``: the caller hears hold music while the
+partner is dialled, is bridged with it when it answers, and goes back to the IVR's
+``on_failure`` when it does not. A transferred-in call waits in its partner's queue
+(``acd.wiring.partner_queues``); when no seat answers in time the core overflows it, keeps a
+callback (``on_max_wait: callback``), or gives it back (``message``), which here becomes a
+transfer back through the partner's trunk (``back_to_partner``): each logged ``partner.fallback``.
+
 What it must not do: decide anything the core decides, or lose a leg: every leg is either
 bridged, hung up by us, or reported to the core as failed or completed.
 """
@@ -83,22 +95,25 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from acd import model as acd
 from acd.config import AcdConfig, SeatConfig
 from acd.core import Acd
+from acd.wiring import partner_queues
 from hotline.ari import AriClient, AriError, AriNotFound
 from hotline.ari import events as ari
 from hotline.events.log import CallEventLog
 from hotline.events.types import EventType
 from hotline.privacy import mask_number
 from hotline.prompts import announcement
+from integrations import trunks
+from integrations.config import Partner
 from ivr import interpreter as ivr
 from ivr.app import CallController, CallSession, HandoffFailed, NoHandoff, new_survey
 from recordings.service import RecordingService
@@ -200,6 +215,7 @@ class QueuedCall:
     conference: dict[str, SeatLeg] = field(default_factory=dict)  # by channel id
     adopt: dict[str, SeatLeg] = field(default_factory=dict)  # seat id → answered consult leg
     external: SeatLeg | None = None  # transferred out to a number: the core forgot the call
+    ivr_transfer: bool = False  # the IVR's transfer node: a failure goes back to the IVR
 
     def __post_init__(self) -> None:
         self.caller_channel = self.caller_channel or self.session.channel_id
@@ -246,7 +262,14 @@ class AcdService:
         moh_class: str | None = "default",
         callback_dial: str | None = None,
         transfer_dial: str | None = None,
+        partners: Iterable[Partner] = (),
     ) -> None:
+        # Partner trunks: their transferred-in calls get a queue of their own (see wiring).
+        self.partners: dict[str, Partner] = {p.id: p for p in partners}
+        config, self.partner_queue_of = partner_queues(config, self.partners.values())
+        self._queue_partner = {q: pid for pid, q in self.partner_queue_of.items()}
+        controller.partners = dict(self.partners)
+        controller.partner_queues = dict(self.partner_queue_of)
         self.ari = ari_client
         self.engine = engine  # the seat directory, for seats added while running
         self.recordings = recordings  # recording + live transcription of connected calls
@@ -271,9 +294,19 @@ class AcdService:
         self._direct: dict[str, DirectCall] = {}  # work-order callbacks by call id
         ari_client.add_handler(self.handle)
 
-    def configure_outbound(self, *, callback_dial: str | None, transfer_dial: str | None) -> None:
+    def configure_outbound(
+        self,
+        *,
+        callback_dial: str | None,
+        transfer_dial: str | None,
+        partners: Iterable[Partner] | None = None,
+    ) -> None:
         self.callback_dial = callback_dial
         self.transfer_dial = transfer_dial
+        if partners is not None and not self.partners:
+            # Transfers out only: queues for calls in are fixed when the core is built.
+            self.partners = {p.id: p for p in partners}
+            self.controller.partners = dict(self.partners)
 
     # Clock and core inputs ------------------------------------------------------------------
     @staticmethod
@@ -349,6 +382,15 @@ class AcdService:
                 await self._leave(call, reason, action)
             case acd.Overflowed():
                 call.queue = command.to_queue
+                partner_id = self._queue_partner.get(command.from_queue)
+                if partner_id is not None:
+                    self.events.append(
+                        call.session.call_id,
+                        EventType.PARTNER_FALLBACK,
+                        {"partner": partner_id, "fallback": "overflow",
+                         "queue": command.from_queue, "to_queue": command.to_queue,
+                         "result": "overflowed"},
+                    )  # fmt: skip
 
     def _log(self, command: acd.Log) -> None:
         data = {k: v for k, v in command.data.items() if k != "at"}  # core-relative time
@@ -378,8 +420,10 @@ class AcdService:
         app_args: str,
         caller_id: str,
         ring_s: float,
+        variables: dict[str, str] | None = None,
     ) -> bool:
-        """Dial a leg into our app on the call's event lane; False (leg forgotten) on failure."""
+        """Dial a leg into our app on the call's event lane; False (leg forgotten) on failure.
+        ``variables``: extra channel variables (``PJSIP_HEADER(add,...)`` for a partner)."""
         self.legs[leg.channel_id] = leg
         # The leg's events go to the caller's lane: one order for the whole call.
         self.ari.bind_key(leg.channel_id, call.session.channel_id)
@@ -390,7 +434,7 @@ class AcdService:
                 channel_id=leg.channel_id,
                 caller_id=caller_id,
                 timeout=int(ring_s),
-                variables={"HOTLINE_CALL_ID": call.session.call_id},
+                variables={"HOTLINE_CALL_ID": call.session.call_id, **(variables or {})},
             )
         except AriError as exc:
             log.warning("call %s: dialling %s failed: %s", call.session.call_id, endpoint, exc)
@@ -635,6 +679,10 @@ class AcdService:
 
     async def _leave(self, call: QueuedCall, reason: str, action: str) -> None:
         """The queue gives the caller back (max wait, nobody logged in): the IVR's on_failure."""
+        partner = self.partners.get(self._queue_partner.get(call.queue, ""))
+        if partner is not None and reason == "max_wait" and not call.callback_kept:
+            await self._partner_fallback(call, partner, action)
+            return
         self.calls.pop(call.session.call_id, None)
         session = call.session
         if call.callback_kept:
@@ -671,7 +719,151 @@ class AcdService:
             raise HandoffFailed(str(exc)) from exc
 
     async def transfer_out(self, session: CallSession, command: ivr.TransferOut) -> None:
-        await self.fallback.transfer_out(session, command)
+        """The IVR's transfer node: the caller to a partner through its trunk (hold music while
+        it rings); a partner without a trunk fails at once (the flow's ``on_failure``)."""
+        partner = self.partners.get(command.partner or command.number)
+        dial = trunks.dial_string(partner) if partner is not None else None
+        if partner is None or dial is None:
+            await self.fallback.transfer_out(session, command)  # raises HandoffFailed
+            return
+        call_id = session.call_id
+        came_from = session.extra.get("partner_call")
+        back = isinstance(came_from, trunks.PartnerCall) and came_from.partner_id == partner.id
+        call = QueuedCall(session=session, queue="", topic=command.summary or partner.name,
+                          ivr_transfer=True)  # fmt: skip
+        summary = command.summary or f"12348热线语音导航转接{partner.name}"
+        variables, reference = await self._partner_variables(call, partner, summary)
+        leg = SeatLeg(f"ext-{uuid.uuid4().hex}", call_id, "", kind="external",
+                      target=f"number:{partner.id}")  # fmt: skip
+        call.external = leg
+        self.calls[call_id] = call
+        await self._start_moh(session.channel_id)
+        async with call.lock:
+            ok = await self._originate(
+                call, leg, dial, app_args=f"external,{call_id}", caller_id='"12348" <12348>',
+                ring_s=PARTY_RING_S, variables=variables,
+            )  # fmt: skip
+        if not ok:
+            self.calls.pop(call_id, None)
+            with contextlib.suppress(AriNotFound):
+                await self.ari.stop_moh(session.channel_id)
+            raise HandoffFailed(f"partner {partner.id} could not be dialled")
+        self._log_partner_transfer(
+            call_id, partner, "back_to_partner" if back else "ivr", None, reference, variables
+        )
+
+    # Partner trunks ----------------------------------------------------------------------------
+    def _partner_for(self, target: Target) -> Partner | None:
+        """The partner a ``number:`` target names (110, 12345) when it has a transfer URI."""
+        if target.kind != "number":
+            return None
+        partner = self.partners.get(target.value)
+        return partner if partner is not None and trunks.dial_string(partner) else None
+
+    async def _work_order(self, call_id: str) -> tuple[str, str] | None:
+        """The call's work order (number, summary), if one was opened for it."""
+        engine = self.engine
+        if engine is None:
+            return None
+
+        def lookup() -> tuple[str, str] | None:
+            from workorders.models import WorkOrderRow
+
+            query = (
+                select(WorkOrderRow.number, WorkOrderRow.summary)
+                .where(WorkOrderRow.call_id == call_id)
+                .order_by(WorkOrderRow.created_at.desc())
+                .limit(1)
+            )
+            with engine.connect() as conn:
+                row = conn.execute(query).first()
+            return (str(row[0]), str(row[1] or "")) if row is not None else None
+
+        try:
+            return await asyncio.to_thread(lookup)
+        except Exception as exc:  # no work-order table, database away: the call id will do
+            log.info("call %s: work order not looked up: %r", call_id, exc)
+            return None
+
+    async def _partner_variables(
+        self, call: QueuedCall, partner: Partner, summary: str | None = None
+    ) -> tuple[dict[str, str], str]:
+        """The header variables for a leg to ``partner``, and our reference sent in them."""
+        session = call.session
+        came_from = session.extra.get("partner_call")
+        order = await self._work_order(session.call_id)
+        reference = order[0] if order is not None else session.call_id
+        if summary is None:
+            parts = ["12348热线转接", call.topic or call.queue]
+            if order is not None and order[1]:
+                parts.append(order[1])
+            elif isinstance(came_from, trunks.PartnerCall) and came_from.summary:
+                parts.append(came_from.summary)
+            summary = "：".join(p for p in parts if p)
+        variables = trunks.outbound_variables(
+            partner,
+            reference=reference,
+            summary=summary,
+            case_id=came_from.case_id
+            if isinstance(came_from, trunks.PartnerCall) and came_from.partner_id == partner.id
+            else "",
+            original_caller=session.caller_number,
+        )
+        return variables, reference
+
+    def _log_partner_transfer(
+        self,
+        call_id: str,
+        partner: Partner,
+        mode: str,
+        seat_id: str | None,
+        reference: str,
+        variables: dict[str, str],
+    ) -> None:
+        names = [k.removeprefix("PJSIP_HEADER(add,").removesuffix(")") for k in variables]
+        log.info("call %s: to partner %s (%s) with headers %s", call_id, partner.id, mode, names)
+        self.events.append(
+            call_id,
+            EventType.PARTNER_TRANSFERRED,
+            {"partner": partner.id, "mode": mode, "seat_id": seat_id, "reference": reference,
+             "headers": names},
+        )  # fmt: skip
+
+    async def _partner_fallback(self, call: QueuedCall, partner: Partner, action: str) -> None:
+        """No seat answered a transferred-in call within the partner's ``answer_timeout_s``."""
+        session = call.session
+        call_id = session.call_id
+        data = {"partner": partner.id, "fallback": partner.sip.fallback, "queue": call.queue,
+                "after_s": partner.sip.answer_timeout_s}  # fmt: skip
+        session.extra.pop("dtmf_sink", None)
+        if action == "callback":
+            # The core keeps the call's place and calls back (the original caller's number
+            # when the partner sent it): tell the caller, then hang up.
+            self.events.append(call_id, EventType.PARTNER_FALLBACK, {**data, "result": "callback"})
+            call.callback_kept = True
+            await self._announce(call, ["queue_callback_booked"])
+            session.extra["on_prompt_done"] = lambda: self.controller.hang_up(session, "normal")
+            return
+        self.calls.pop(call_id, None)  # the core forgot the call
+        with contextlib.suppress(AriNotFound):
+            await self.ari.stop_moh(session.channel_id)
+        if trunks.dial_string(partner) is not None:
+            summary = (f"12348热线{int(partner.sip.answer_timeout_s)}秒内无坐席应答，转回"
+                       f"{partner.name}")  # fmt: skip
+            try:
+                await self.transfer_out(
+                    session, ivr.TransferOut(partner.id, partner.id, summary=summary)
+                )
+            except HandoffFailed as exc:
+                log.warning("call %s: back to partner %s failed: %s", call_id, partner.id, exc)
+            else:
+                self.events.append(
+                    call_id, EventType.PARTNER_FALLBACK, {**data, "result": "back_to_partner"}
+                )
+                return
+        self.events.append(call_id, EventType.PARTNER_FALLBACK, {**data, "result": "failed"})
+        session.extra["on_prompt_done"] = lambda: self.controller.hang_up(session, "normal")
+        await self.controller._play(session, ivr.Play(("system_busy",), interruptible=False))
 
     async def book_callback(self, session: CallSession, command: ivr.BookCallback) -> None:
         await self.fallback.book_callback(session, command)
@@ -850,6 +1042,7 @@ class AcdService:
         call = self.calls.get(call_id)
         if call is None:
             raise TransferError(404, "unknown_call", f"没有这个通话: no live call {call_id!r}")
+        came_from = call.session.extra.get("partner_call")
         return {
             "call_id": call_id,
             "queue": call.queue,
@@ -859,6 +1052,8 @@ class AcdService:
             "consult": _leg_json(call.consult),
             "conference": [_leg_json(leg) for leg in call.conference.values()],
             "external": _leg_json(call.external),
+            "origin": call.session.extra.get("origin") or "12348",
+            "partner": came_from.attached() if isinstance(came_from, trunks.PartnerCall) else None,
         }
 
     def _connected(self, call_id: str) -> QueuedCall:
@@ -886,6 +1081,9 @@ class AcdService:
                 )  # fmt: skip
             return self.endpoint(target.value)
         if target.kind == "number":
+            partner = self._partner_for(target)
+            if partner is not None:
+                return str(trunks.dial_string(partner))  # its own trunk, with our headers
             if self.transfer_dial is None:
                 raise TransferError(
                     409, "no_trunk",
@@ -948,6 +1146,8 @@ class AcdService:
 
     async def _consult(self, call: QueuedCall, target: Target) -> dict[str, Any]:
         endpoint = self._party_endpoint(call, target)
+        partner = self._partner_for(target)
+        variables = (await self._partner_variables(call, partner))[0] if partner else None
         seat_leg = call.legs.get(call.connected_seat or "")
         if seat_leg is None:
             raise TransferError(409, "not_connected", "坐席通话已结束: the seat's leg is gone")
@@ -968,7 +1168,7 @@ class AcdService:
                 call, leg, endpoint,
                 app_args=f"consult,{call.session.call_id}",
                 caller_id=f'"12348 转接 {call.connected_seat}" <12348>',
-                ring_s=PARTY_RING_S,
+                ring_s=PARTY_RING_S, variables=variables,
             )  # fmt: skip
             if not ok:
                 call.consult = None
@@ -1062,9 +1262,15 @@ class AcdService:
         self, call: QueuedCall, target: Target, answered: SeatLeg | None, *, mode: str
     ) -> dict[str, Any]:
         """The call leaves the ACD for a partner number (12345, 110) through the trunk."""
-        assert self.transfer_dial is not None
+        endpoint = self._party_endpoint(call, target)  # refuses without a route
+        partner = self._partner_for(target)
+        variables: dict[str, str] | None = None
         call_id = call.session.call_id
         seat_id = call.connected_seat
+        if partner is not None:
+            # Consultative: the same headers already went with the consultation's INVITE.
+            variables, reference = await self._partner_variables(call, partner)
+            self._log_partner_transfer(call_id, partner, mode, seat_id, reference, variables)
         talk = self._now() - (call.connected_at or self._now())
         self.events.append(
             call_id,
@@ -1087,9 +1293,9 @@ class AcdService:
                               target=str(target))  # fmt: skip
                 call.external = leg
                 ok = await self._originate(
-                    call, leg, self.transfer_dial.format(number=target.value),
+                    call, leg, endpoint,
                     app_args=f"external,{call_id}", caller_id='"12348" <12348>',
-                    ring_s=PARTY_RING_S,
+                    ring_s=PARTY_RING_S, variables=variables,
                 )  # fmt: skip
                 if not ok:
                     self.calls.pop(call_id, None)
@@ -1191,7 +1397,22 @@ class AcdService:
             elif leg.kind == "external" and call.external is leg:
                 self.calls.pop(leg.call_id, None)
                 await self._destroy_bridge(call, call.bridge_id)
-                await self._hang_up_caller(call)
+                if not (call.ivr_transfer and previous == "ringing"):
+                    await self._hang_up_caller(call)
+        if leg.kind == "external" and call.ivr_transfer and previous == "ringing":
+            await self._ivr_transfer_failed(call, cause)
+
+    async def _ivr_transfer_failed(self, call: QueuedCall, cause: int) -> None:
+        """The partner did not answer the IVR's transfer: the flow's ``on_failure`` goes on."""
+        session = call.session
+        if session.ended:
+            return
+        with contextlib.suppress(AriNotFound):
+            await self.ari.stop_moh(session.channel_id)
+        session.handed_off = False
+        await self.controller.feed(
+            session, ivr.ActionFailed(f"partner leg ended before answering (cause {cause})")
+        )
 
     # Work-order callbacks (工单回拨) --------------------------------------------------
     async def call_back(

@@ -10,9 +10,11 @@ HMAC secret for that reference lives in the runtime secrets file (``<runtime_dir
 mode 0600) under ``partner_secrets``. A missing one is generated the first time it is needed and
 then kept; ``hotline partners secret ID`` prints it for the operator to give to the partner.
 
-The SIP trunk block (addresses, credentials reference, header names, queue, priority, fallback)
-is carried for the call-transfer part of the integration, which reads it; this package only
-validates it.
+The SIP trunk block (addresses, digest user, header names, queue, priority, fallback) drives
+calls transferred in and out (``integrations.trunks``: what the trunk means; ``asterisk_conf``
+renders its PJSIP endpoint; ``acd.adapter`` routes the calls). The digest password of a trunk
+with a ``username`` is generated into the runtime secrets file (``partner_sip_secrets``), like
+the HMAC secrets, and never written in the partners file.
 """
 
 from __future__ import annotations
@@ -43,31 +45,66 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# A SIP header name as it may appear in PJSIP_HEADER(read,NAME): a token, no commas or brackets.
+_HEADER_NAME = r"^[A-Za-z][A-Za-z0-9-]{0,63}$"
+# A PJSIP endpoint / auth user name: also a pjsip.conf section name.
+_SIP_USER = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
 class SipHeaders(_Section):
     """SIP header names carrying a transferred call's context (both directions)."""
 
-    case_id: str = "X-Partner-Case-Id"
-    original_caller: str = "X-Original-Caller"
-    summary: str = "X-Case-Summary"
-    work_order_id: str = "X-Hotline-Work-Order"
+    case_id: str = Field("X-Partner-Case-Id", pattern=_HEADER_NAME)
+    original_caller: str = Field("X-Original-Caller", pattern=_HEADER_NAME)
+    summary: str = Field("X-Case-Summary", pattern=_HEADER_NAME)
+    work_order_id: str = Field("X-Hotline-Work-Order", pattern=_HEADER_NAME)
 
 
 class SipTrunk(_Section):
     """How calls from and to this partner are recognised and routed (used by the ACD side)."""
 
     addresses: list[str] = Field(default_factory=list, description="networks calls come from")
-    username: str | None = Field(None, description="digest user when the trunk registers")
+    username: str | None = Field(
+        None,
+        pattern=_SIP_USER,
+        description="digest user: the trunk authenticates (password in the secrets file) and "
+        "its From user names it",
+    )
     transfer_uri: str | None = Field(None, description="where a seat's transfer out goes")
     headers: SipHeaders = Field(default_factory=SipHeaders)
     queue: str | None = Field(None, description="queue transferred-in calls join (skip the IVR)")
     priority: int = Field(0, ge=0, le=100)
     answer_timeout_s: float = Field(60.0, gt=0)
     fallback: Literal["overflow", "callback", "back_to_partner"] = "callback"
+    overflow_queue: str | None = Field(None, description="where fallback: overflow sends the call")
 
     @field_validator("addresses")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         return [str(ipaddress.ip_network(v, strict=False)) for v in value]
+
+    @field_validator("transfer_uri")
+    @classmethod
+    def _sip_uri(cls, value: str | None) -> str | None:
+        # Goes into a dial string (PJSIP/endpoint/URI): no spaces, commas or dial options.
+        if value is not None and (
+            not value.startswith(("sip:", "sips:")) or any(c in value for c in " ,()|&\t\n")
+        ):
+            raise ValueError("give a SIP URI like sip:12345@192.0.2.20")
+        return value
+
+    @model_validator(mode="after")
+    def _fallback_target(self) -> SipTrunk:
+        if self.fallback == "overflow" and not self.overflow_queue:
+            raise ValueError("fallback: overflow needs overflow_queue")
+        if self.fallback == "overflow" and self.overflow_queue == self.queue:
+            raise ValueError("overflow_queue must differ from queue")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Calls can come in on this trunk (by source address or digest user)."""
+        return bool(self.addresses or self.username)
 
 
 class Partner(_Section):
@@ -94,6 +131,12 @@ class Partner(_Section):
     @property
     def secret_key(self) -> str:
         return self.secret_ref or f"partner_{self.id}"
+
+    @property
+    def endpoint(self) -> str:
+        """The PJSIP endpoint of this partner's trunk. A digest user is identified by its From
+        user (``endpoint_identifier_order = username,ip``), so then the endpoint is that name."""
+        return self.sip.username or f"partner-{self.id}"
 
 
 class DeliverySettings(_Section):
@@ -138,10 +181,14 @@ class IntegrationsConfig(_Section):
     @model_validator(mode="after")
     def _unique(self) -> IntegrationsConfig:
         seen: set[str] = set()
+        endpoints: set[str] = set()
         for partner in self.partners:
             if partner.id in seen:
                 raise ValueError(f"partner {partner.id} is configured twice")
             seen.add(partner.id)
+            if partner.sip.enabled and partner.endpoint in endpoints:
+                raise ValueError(f"partner {partner.id}: SIP user {partner.endpoint} is taken")
+            endpoints.add(partner.endpoint)
         return self
 
     def partner(self, partner_id: str) -> Partner | None:

@@ -4,9 +4,15 @@ Theory of operation
 -------------------
 The dialplan hands every call from the carrier trunk to our ARI app with two arguments: a kind
 (``inbound`` for a service number such as 12348, ``unknown`` for any other dialled number) and the
-dialled number. For each caller channel this controller keeps one ``CallSession``. ARI events of a
-channel arrive in order (the ARI client keeps one ordered lane per channel) and timer expiries are
-fed through the session's lock, so a session never sees two inputs at once.
+dialled number. A call from a partner hotline's trunk (110, 12345: ``integrations.trunks``) comes
+as ``partner,<partner id>,<dialled>``: its context headers are read from the channel, logged on
+``call.entered`` (``origin``, ``attached``: partner, case id, summary, original caller masked),
+and the call either skips the IVR for the partner's queue (``PartnerIntake``) or runs the flow
+with that ``origin``.
+
+For each caller channel this controller keeps one ``CallSession``. ARI events of a channel
+arrive in order (the ARI client keeps one ordered lane per channel) and timer expiries are fed
+through the session's lock, so a session never sees two inputs at once.
 
 What the caller hears and where they go is decided by a *dialogue*, a sans-I/O state machine
 (``ivr.interpreter.FlowRun`` for the IVR flow, ``ivr.survey.SurveyRun`` for the post-call survey):
@@ -43,6 +49,8 @@ from hotline.ari import events as ari
 from hotline.events.log import CallEventLog
 from hotline.events.types import EventType
 from hotline.privacy import mask_number, normalise_number, number_key
+from integrations import trunks
+from integrations.config import Partner
 from ivr import interpreter as ivr
 from ivr.flow import KEYS, FlowStore
 from ivr.survey import SurveyRun
@@ -178,6 +186,10 @@ class CallController:
         self.work_order_status: Callable[..., Awaitable[tuple[str | None, Any]]] | None = None
         # A voice message was recorded (name of the Asterisk recording): store it safely.
         self.on_message_recorded: Callable[[CallSession, str], Awaitable[Any]] | None = None
+        # Partner trunks (set by the ACD wiring): partner id → its configuration, and partner
+        # id → the queue its transferred-in calls join (absent: they run the IVR flow).
+        self.partners: dict[str, Partner] = {}
+        self.partner_queues: dict[str, str] = {}
         self.sessions: dict[str, CallSession] = {}  # by caller channel id
         self._drained = asyncio.Event()  # set whenever no call is left
 
@@ -188,7 +200,7 @@ class CallController:
     # ARI event entry point --------------------------------------------------------------------
     async def handle(self, event: ari.Event) -> None:
         if isinstance(event, ari.StasisStart):
-            if event.args and event.args[0] in ("inbound", "unknown"):
+            if event.args and event.args[0] in ("inbound", "unknown", "partner"):
                 await self._on_caller(event)
             return
         session = self._session_for(event)
@@ -214,33 +226,62 @@ class CallController:
         channel_id = getattr(event, "channel_id", None)
         return self.sessions.get(channel_id or "")
 
+    async def _partner_headers(self, channel_id: str, partner: Partner | None) -> dict[str, str]:
+        """The partner's context headers as sent (untrusted; ``trunks`` cleans them)."""
+        names = trunks.header_names(partner)
+
+        async def read(name: str) -> str:
+            try:
+                return await self.ari.get_variable(channel_id, f"PJSIP_HEADER(read,{name})")
+            except AriError:
+                return ""  # absent header (Asterisk answers 404) or the caller already gone
+
+        values = await asyncio.gather(*(read(name) for name in names.values()))
+        return dict(zip(names, values, strict=True))
+
     async def _on_caller(self, event: ari.StasisStart) -> None:
         channel = event.channel
         kind, dialled = [*event.args, "", ""][:2]
+        partner_call: trunks.PartnerCall | None = None
+        number = channel.caller_number
+        if kind == "partner":
+            # partner,<id>,<dialled>: the trunk said who; the headers say about what.
+            partner = self.partners.get(dialled)
+            headers = await self._partner_headers(channel.id, partner)
+            partner_call = trunks.parse_partner_call(dialled, partner, headers)
+            dialled = ([*event.args, "", "", ""][2]) or channel.dialplan_exten
+            # The person on the line is the partner's caller: their number (when sent) is the
+            # one to call back and to file the work order under.
+            number = partner_call.original_caller or number
         session = CallSession(
             call_id=new_call_id(),
             channel_id=channel.id,
             dialled=dialled or channel.dialplan_exten,
-            caller_number=channel.caller_number,
-            caller_key=number_key(channel.caller_number, self.phone_hash_key),
+            caller_number=number,
+            caller_key=number_key(number, self.phone_hash_key),
             language=self.language,
         )
         self.sessions[channel.id] = session
         self._drained.clear()
-        self.record(
-            session,
-            EventType.CALL_ENTERED,
-            {
-                "channel": channel.id,
-                "dialled": session.dialled,
-                "caller": session.caller_masked,
-                "caller_key": session.caller_key,
-                "kind": kind,
-            },
-        )
+        entered: dict[str, Any] = {
+            "channel": channel.id,
+            "dialled": session.dialled,
+            "caller": session.caller_masked,
+            "caller_key": session.caller_key,
+            "kind": kind,
+        }
+        if partner_call is not None:
+            session.extra["origin"] = partner_call.partner_id
+            session.extra["partner_call"] = partner_call
+            entered["origin"] = partner_call.partner_id
+            entered["trunk"] = channel.name.rsplit("-", 1)[0] if channel.name else ""
+            entered["attached"] = partner_call.attached()
+            if not partner_call.known:
+                entered["unknown_partner"] = True
+        self.record(session, EventType.CALL_ENTERED, entered)
         if self.on_caller is not None:
             self.on_caller(session.call_id, session.caller_number)
-        if kind != "inbound":
+        if kind not in ("inbound", "partner"):
             self.record(session, EventType.CALL_REJECTED, {"reason": "unknown_number"})
             await self.hang_up(session, REJECT_REASON)
             return
@@ -251,12 +292,24 @@ class CallController:
             return  # the caller hung up first; StasisEnd completes the record
         session.answered = True
         self.record(session, EventType.CALL_ANSWERED, {})
+        if partner_call is not None:
+            route = trunks.inbound_route(
+                self.partners.get(partner_call.partner_id), self.partner_queues
+            )
+            if route.kind == "queue":
+                # Transferred in: no menus, a short greeting and the partner's queue.
+                intake = trunks.PartnerIntake(route, partner_call.partner_id)
+                session.dialogue = intake
+                async with session.lock:
+                    await self.execute(session, intake.start())
+                return
         number = normalise_number(session.caller_number)
         caller = ivr.CallerInfo(
             number=session.caller_number,
             is_repeat=await self.is_repeat_caller(session.caller_key, session.call_id),
             special_group=number in self.special_group,
             blocked=number in self.blocked,
+            origin=partner_call.partner_id if partner_call is not None else "direct",
         )
         run = ivr.FlowRun(self.flows.current)
         session.dialogue = run

@@ -197,6 +197,7 @@ class TransferNode(Node):
     number: str
     partner: str
     on_failure: str
+    summary: str = ""  # the X-Case-Summary header the partner gets (e.g. why: an emergency)
 
     def targets(self) -> list[tuple[str, str]]:
         return [("on_failure", self.on_failure)]
@@ -453,7 +454,12 @@ SCHEMAS: dict[str, tuple[type[Node], Schema]] = {
     ),
     "transfer": (
         TransferNode,
-        {"number": ("text", True), "partner": ("text", True), "on_failure": ("target", True)},
+        {
+            "number": ("text", True),
+            "partner": ("text", True),
+            "on_failure": ("target", True),
+            "summary": ("text", False),
+        },
     ),
     "record": (
         RecordNode,

@@ -210,6 +210,7 @@ class EnterQueue:
 class TransferOut:
     number: str
     partner: str
+    summary: str = ""  # for the partner (a SIP header), e.g. "IVR emergency key"
 
 
 @dataclass(frozen=True)
@@ -592,7 +593,10 @@ class FlowRun:
 
     def _enter_transfer(self, node: TransferNode) -> str | None:
         self._begin_action(
-            node, TransferOut(node.number, node.partner), number=node.number, partner=node.partner
+            node,
+            TransferOut(node.number, node.partner, node.summary),
+            number=node.number,
+            partner=node.partner,
         )
         self._finish(State.HANDED_OFF)
         return None

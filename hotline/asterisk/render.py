@@ -12,6 +12,7 @@ writing an empty value into a config file.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -119,6 +120,7 @@ RESERVED_SECTION_NAMES = frozenset(
 _SEAT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
 _SERVICE_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
+_PARTNER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _MOH_EXTENSIONS = {".wav": (), ".sln": (), ".ulaw": (), ".alaw": (), ".gsm": ("format_gsm.so",)}
 
 
@@ -159,6 +161,50 @@ def seat_credential(name: str, password: str) -> SeatCredential:
 
 
 @dataclass(frozen=True)
+class PartnerTrunk:
+    """A partner hotline's SIP trunk (110, 12345, ...) as pjsip.conf and the dialplan need it.
+
+    Identified by source address (``addresses``) and/or by digest user (``endpoint`` is then the
+    user name, matched against the From user, and ``md5_cred`` is MD5("user:hotline:password")).
+    Calls from it go to the context ``from-partner-<partner_id>``."""
+
+    partner_id: str
+    name: str
+    endpoint: str
+    addresses: tuple[str, ...] = ()
+    md5_cred: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _SEAT_NAME.match(self.endpoint) or self.endpoint in RESERVED_SECTION_NAMES:
+            raise ValueError(f"invalid partner trunk endpoint {self.endpoint!r}")
+        if not _PARTNER_ID.match(self.partner_id):
+            raise ValueError(f"invalid partner id {self.partner_id!r}")
+        if self.md5_cred is not None and not _MD5_HEX.match(self.md5_cred):
+            raise ValueError(f"partner {self.partner_id}: md5_cred must be 32 hex digits")
+        if not self.addresses and self.md5_cred is None:
+            raise ValueError(f"partner {self.partner_id}: a trunk needs addresses or a password")
+
+    @property
+    def context(self) -> str:
+        return f"from-partner-{self.partner_id}"
+
+
+def partner_trunk(
+    partner_id: str,
+    name: str,
+    endpoint: str,
+    addresses: Iterable[str] = (),
+    password: str | None = None,
+) -> PartnerTrunk:
+    """A trunk; with ``password`` it authenticates as ``endpoint`` (realm "hotline")."""
+    md5 = None
+    if password:
+        md5 = seat_credential(endpoint, password).md5_cred
+    # A name goes into a pjsip.conf comment: keep it on one line.
+    return PartnerTrunk(partner_id, " ".join(name.split()), endpoint, tuple(addresses), md5)
+
+
+@dataclass(frozen=True)
 class ConfigDirs:
     """Directories as Asterisk sees them (inside its root)."""
 
@@ -181,6 +227,7 @@ class RenderInput:
     version_major: int
     moh_directory: str | None = None
     moh_modules: tuple[str, ...] = ()
+    partner_trunks: tuple[PartnerTrunk, ...] = ()
 
 
 def select_modules(
@@ -193,7 +240,9 @@ def select_modules(
     missing = [name for name in required if name not in present]
     if missing:
         raise MissingModulesError(missing, module_dir)
-    return required + [name for name in OPTIONAL_MODULES if name in present]
+    return required + [
+        name for name in OPTIONAL_MODULES if name in present and name not in required
+    ]
 
 
 def moh_modules_for(files: Iterable[str]) -> tuple[str, ...] | None:
@@ -219,6 +268,29 @@ def _environment() -> jinja2.Environment:
     )
 
 
+def _check_trunks(data: RenderInput) -> None:
+    """Partner trunks must not shadow seats or each other, nor share the carrier's addresses
+    (an INVITE from an address two identify sections match could land on either)."""
+    seats = {seat.name for seat in data.seats}
+    carrier = [ipaddress.ip_network(a, strict=False) for a in data.asterisk.trunk_addresses]
+    endpoints: set[str] = set()
+    for trunk in data.partner_trunks:
+        if trunk.endpoint in seats or trunk.endpoint in endpoints:
+            raise RenderError(
+                f"partner {trunk.partner_id}: SIP name {trunk.endpoint!r} is already a seat or "
+                "another partner's trunk"
+            )
+        endpoints.add(trunk.endpoint)
+        for address in trunk.addresses:
+            network = ipaddress.ip_network(address, strict=False)
+            if any(network.overlaps(c) for c in carrier):
+                raise RenderError(
+                    f"partner {trunk.partner_id}: address {address} overlaps the carrier trunk "
+                    f"({', '.join(data.asterisk.trunk_addresses)}); give the partner its own "
+                    "address or a digest username"
+                )
+
+
 def render_all(data: RenderInput) -> dict[str, str]:
     """Render every template; returns {file name: contents}."""
     for number in data.asterisk.service_numbers:
@@ -228,7 +300,10 @@ def render_all(data: RenderInput) -> dict[str, str]:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise RenderError(f"duplicate seat name(s): {', '.join(duplicates)}")
-    modules = select_modules(data.available_modules, data.dirs.modules, data.moh_modules)
+    _check_trunks(data)
+    # Partner trunks read and add SIP headers (PJSIP_HEADER): then the module is required.
+    extra = (*data.moh_modules, *(("res_pjsip_header_funcs.so",) if data.partner_trunks else ()))
+    modules = select_modules(data.available_modules, data.dirs.modules, extra)
     context = {
         "asterisk": data.asterisk,
         "secrets": data.secrets,
@@ -238,6 +313,7 @@ def render_all(data: RenderInput) -> dict[str, str]:
         "optional_modules": [m for m in modules if m in OPTIONAL_MODULES],
         "service_numbers": data.asterisk.service_numbers,
         "moh_directory": data.moh_directory,
+        "partner_trunks": data.partner_trunks,
         # Asterisk 22 deprecates auth_type=md5/md5_cred in favour of password_digest.
         "password_digest": data.version_major >= 22,
     }

@@ -37,13 +37,15 @@ from typing import IO, Self
 
 from hotline.asterisk.render import (
     ConfigDirs,
+    PartnerTrunk,
     RenderInput,
     SeatCredential,
     moh_modules_for,
+    partner_trunk,
     render_all,
     seat_credential,
 )
-from hotline.config import Settings
+from hotline.config import ConfigError, Settings
 from hotline.secrets import Secrets
 
 __all__ = [
@@ -423,6 +425,25 @@ class AsteriskRuntime:
                     return self.asterisk_path(moh), extra
         return None, ()
 
+    def partner_trunks(self) -> tuple[PartnerTrunk, ...]:
+        """The partner hotlines' SIP trunks from the partners file (digest passwords generated
+        into the secrets file). A broken partners file is logged and leaves the trunks out: the
+        carrier and the seats keep working, and ``hotline doctor`` names the problem."""
+        from integrations.config import load_for_runtime
+        from integrations.trunks import trunk_passwords
+
+        runtime_dir = self.settings.runtime_path
+        try:
+            partners = [p for p in load_for_runtime(runtime_dir).partners if p.sip.enabled]
+        except ConfigError as exc:
+            log.error("partner trunks left out of the SIP configuration: %s", exc)
+            return ()
+        passwords = trunk_passwords(runtime_dir, partners)
+        return tuple(
+            partner_trunk(p.id, p.name, p.endpoint, p.sip.addresses, passwords.get(p.id))
+            for p in partners
+        )
+
     def render_config(
         self, seats: list[SeatCredential] | tuple[SeatCredential, ...] = ()
     ) -> list[Path]:
@@ -447,6 +468,7 @@ class AsteriskRuntime:
             version_major=self.version_major,
             moh_directory=moh_directory,
             moh_modules=moh_modules,
+            partner_trunks=self.partner_trunks(),
         )
         files = render_all(data)
         written = []

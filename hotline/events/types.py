@@ -142,6 +142,14 @@ class EventType(StrEnum):
     # data: order_id (our id, pwo_...), partner, case_id (the partner's reference), title,
     # urgency ("normal" | "urgent"), call_id (the linked call, or null)
     INTEGRATION_WORKORDER_RECEIVED = "integration.workorder_received"
+    # A call left for a partner hotline through its SIP trunk (integrations.trunks).
+    # data: partner, mode ("blind" | "consult" | "ivr" | "back_to_partner"), seat_id, reference
+    # (our work-order number or call id, sent in a header), headers (names sent), node (IVR)
+    PARTNER_TRANSFERRED = "partner.transferred"
+    # A transferred-in call no seat answered within the partner's answer_timeout_s.
+    # data: partner, fallback ("overflow" | "callback" | "back_to_partner"), queue, to_queue,
+    # result ("done" | "failed" | ...)
+    PARTNER_FALLBACK = "partner.fallback"
     # ===== end of partner integration =======================================================
 
     # ===== work orders (owner: workorders/) ==================================================

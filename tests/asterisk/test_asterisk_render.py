@@ -12,9 +12,11 @@ from hotline.asterisk.render import (
     REQUIRED_MODULES,
     ConfigDirs,
     MissingModulesError,
+    PartnerTrunk,
     RenderError,
     RenderInput,
     SeatCredential,
+    partner_trunk,
     render_all,
     seat_credential,
     select_modules,
@@ -141,3 +143,87 @@ def test_no_debian_archive_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "sources.list").write_text("deb http://archive.ubuntu.com/ubuntu noble main\n")
     with pytest.raises(AsteriskError, match="no Debian archive"):
         debian_mirror(tmp_path)
+
+
+# Partner trunks (110, 12345) -----------------------------------------------------------------
+def _trunks() -> tuple[PartnerTrunk, ...]:
+    return (
+        partner_trunk("110", "110 公安报警服务台", "partner-110", ["192.0.2.10/32"]),
+        partner_trunk("12345", "12345 政务\n热线", "trunk12345", password="trunk-pw"),
+    )
+
+
+def _sections(text: str) -> dict[str, list[dict[str, str]]]:
+    """pjsip.conf as {section: [its key/value blocks]} (a name may carry several types)."""
+    sections: dict[str, list[dict[str, str]]] = {}
+    current: dict[str, str] | None = None
+    for line in text.splitlines():
+        line = line.split(";", 1)[0].strip()
+        if line.startswith("["):
+            current = {}
+            sections.setdefault(line.strip("[]"), []).append(current)
+        elif "=" in line and current is not None:
+            key, value = (part.strip() for part in line.split("=", 1))
+            current[key] = f"{current[key]},{value}" if key in current else value
+    return sections
+
+
+def test_partner_trunks_render_endpoint_identify_auth_and_context() -> None:
+    files = render_all(_input(partner_trunks=_trunks()))
+    pjsip = _sections(files["pjsip.conf"])
+    by_ip = pjsip["partner-110"][0]
+    assert by_ip["type"] == "endpoint" and by_ip["context"] == "from-partner-110"
+    assert by_ip["identify_by"] == "ip" and "auth" not in by_ip  # no From user can pass as 110
+    assert pjsip["partner-110-identify"][0] == {
+        "type": "identify", "endpoint": "partner-110", "match": "192.0.2.10/32"
+    }  # fmt: skip
+    endpoint, aor, auth = pjsip["trunk12345"]
+    assert endpoint["auth"] == "trunk12345" and endpoint["identify_by"] == "username"
+    assert aor["type"] == "aor" and endpoint["aors"] == "trunk12345"  # it may register
+    assert endpoint["context"] == "from-partner-12345"
+    expected = seat_credential("trunk12345", "trunk-pw").md5_cred
+    assert auth["password_digest"] == f"MD5:{expected}" and auth["username"] == "trunk12345"
+    assert "trunk-pw" not in files["pjsip.conf"]  # the clear password is never written
+    assert "12345 政务 热线" in files["pjsip.conf"]  # a name stays on its comment line
+    # The carrier is identified by address only.
+    assert pjsip["carrier"][0]["identify_by"] == "ip"
+    dialplan = files["extensions.conf"]
+    assert "[from-partner-110]" in dialplan and "[from-partner-12345]" in dialplan
+    assert "exten => _X!,1,Stasis(hotline,partner,12345,${EXTEN})" in dialplan
+    assert "res_pjsip_header_funcs.so" in files["modules.conf"]
+
+
+def test_no_partner_trunks_render_no_partner_sections() -> None:
+    files = render_all(_input())
+    assert "from-partner" not in files["pjsip.conf"] + files["extensions.conf"]
+
+
+def test_partner_address_overlapping_the_carrier_is_refused() -> None:
+    clash = partner_trunk("12345", "12345", "partner-12345", ["127.0.0.0/8"])
+    with pytest.raises(RenderError, match="overlaps the carrier"):
+        render_all(_input(partner_trunks=(clash,)))
+
+
+def test_partner_trunk_shadowing_a_seat_is_refused() -> None:
+    clash = partner_trunk("12345", "12345", "seat1", password="x")
+    with pytest.raises(RenderError, match="already a seat"):
+        render_all(_input(partner_trunks=(clash,)))
+
+
+@pytest.mark.parametrize("endpoint", ["carrier", "bad name", "a,b", ""])
+def test_partner_trunk_names_that_would_break_pjsip_conf_are_refused(endpoint: str) -> None:
+    with pytest.raises(ValueError):
+        partner_trunk("110", "110", endpoint, ["192.0.2.10/32"])
+
+
+def test_partner_trunk_without_address_or_password_is_refused() -> None:
+    with pytest.raises(ValueError, match="addresses or a password"):
+        partner_trunk("110", "110", "partner-110")
+
+
+def test_partner_trunks_need_the_header_functions_module() -> None:
+    available = _available() - {"res_pjsip_header_funcs.so"}
+    with pytest.raises(MissingModulesError, match="res_pjsip_header_funcs"):
+        render_all(_input(partner_trunks=_trunks(), available_modules=available))
+    files = render_all(_input(partner_trunks=_trunks()))
+    assert files["modules.conf"].count("load => res_pjsip_header_funcs.so") == 1

@@ -81,7 +81,9 @@ def test_default_flow_and_survey_prompts_are_all_in_the_catalogue(default_flow, 
 
 def test_default_flow_main_menu_is_the_one_asked_for(default_flow):
     menu = default_flow.nodes["main_menu"]
-    assert sorted(menu.choices) == ["0", "1", "2", "3", "4", "5", "9"]
+    assert sorted(menu.choices) == ["0", "1", "2", "3", "4", "5", "8", "9"]
+    # 8: the emergency key, confirmed before the transfer to 110.
+    assert menu.choices["8"] == "emergency_confirm"
     consult = default_flow.nodes["consult_menu"]
     assert sorted(consult.choices) == ["0", "1", "2", "3", "4", "5", "6"]
 

@@ -165,6 +165,35 @@ def test_complaint_to_12345_transfers_out(default_flow):
     assert run.outcome is Outcome.TRANSFERRED
 
 
+def test_emergency_key_transfers_to_110_after_confirmation(default_flow):
+    run, _ = new_run(default_flow)
+    out = drive(run, MAIN + "8")
+    assert run.node.id == "emergency_confirm"
+    assert of_type(out, TransferOut) == []  # nothing happens on one key
+    out = drive(run, "P1")
+    assert of_type(out, Play)[-1] == Play(("connecting_110",), False)
+    assert not of_type(drive(run, "5"), StopPlayback)  # the notice is not interruptible
+    out = drive(run, "P")
+    (transfer,) = of_type(out, TransferOut)
+    assert (transfer.number, transfer.partner) == ("110", "110")
+    assert "紧急" in transfer.summary  # the partner learns why
+    assert logs(out, "ivr.action")[-1].data == {
+        "node": "transfer_110", "action": "transfer", "number": "110", "partner": "110"
+    }  # fmt: skip
+    assert run.outcome is Outcome.TRANSFERRED
+
+
+def test_emergency_key_two_goes_back_and_failure_reaches_a_person(default_flow):
+    run, _ = new_run(default_flow)
+    drive(run, MAIN + "8P2")
+    assert run.node.id == "main_menu"
+    run, _ = new_run(default_flow)
+    drive(run, MAIN + "8P1PF")  # 110 unreachable: told so, then a person
+    assert run.node.id == "emergency_failed"
+    out = drive(run, "P")
+    assert of_type(out, EnterQueue)[0].queue == "operator"
+
+
 def test_failed_transfer_reaches_a_person(default_flow):
     run, _ = new_run(default_flow)
     drive(run, MAIN + "52P")
@@ -295,7 +324,7 @@ def test_invalid_key_then_valid_key(default_flow):
     assert of_type(out, EnterQueue)[0].queue == "mediation"
 
 
-@pytest.mark.parametrize("script", ["PTPTPT", "7P8PT", "PT7#"])
+@pytest.mark.parametrize("script", ["PTPTPT", "7P6PT", "PT7#"])
 def test_three_failures_in_main_menu_reach_a_person(default_flow, script):
     run, _ = new_run(default_flow)
     out = drive(run, MAIN + script)
@@ -346,6 +375,7 @@ MENU_SCRIPTS = {
     "info_menu": MAIN + "4",
     "after_info": MAIN + "41P",
     "complaint_menu": MAIN + "5",
+    "emergency_confirm": MAIN + "8",
     "busy_menu": MAIN + "3PF",
     "after_work_order_status": MAIN + "9" + "123456#" + "LP",
 }
