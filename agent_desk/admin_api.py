@@ -35,7 +35,8 @@ of ``FILE:LINE: problem`` strings.
 Where things live: the flow in service is ``ivr.flow_file`` when configured, else the first
 upload goes to ``<runtime>/ivr/flow.yaml``, which ``hotline.service`` prefers over the packaged
 flow from then on. Saved versions are kept under ``<runtime>/admin-history/``. Holiday files
-are written where the flow loader reads them (``ivr/holidays``). Queues are derived from the
+are written where the flow loader reads them (``<runtime>/holidays``, seeded from the packaged
+``ivr/holidays``, which is never written). Queues are derived from the
 flow's queue nodes and ``acd:`` in the configuration file when the service starts: a flow that
 adds or removes a queue is saved and live for the IVR at once, the ACD takes it at the next
 restart (the response says so).
@@ -65,7 +66,7 @@ from acd.wiring import flow_queues
 from agent_desk.http import desk_of, guarded
 from hotline.web import Role, json_error, json_response, read_json
 from ivr.calendar import HOLIDAYS_DIR, WEEKDAYS, CalendarError, load_holidays
-from ivr.flow import FlowError, load_flow, parse_flow
+from ivr.flow import FlowError, parse_flow
 
 log = logging.getLogger(__name__)
 
@@ -587,16 +588,12 @@ def _check_flow(admin: Admin, text: str, filename: str) -> Any:
 def _reload_flow(admin: Admin) -> str | None:
     """Switch the live flow to the file's, as SIGHUP does; the error text when it is refused."""
     service, flows = admin.service, admin.flows
-    if admin.holidays_dir == HOLIDAYS_DIR and callable(getattr(service, "reload_flow", None)):
+    if callable(getattr(service, "reload_flow", None)):
         if service.reload_flow():
             return None
         return "the flow in service stays: its reload was refused (see the service log)"
-    # Holiday files kept elsewhere (a test deployment): the same swap with that directory.
-    try:
-        flows.current = load_flow(flows.path, flows.catalogue, holidays_dir=admin.holidays_dir)
-    except FlowError as exc:
-        return str(exc)
-    return None
+    error = flows.reload()  # a deployment without the service (tests): the same swap
+    return None if error is None else str(error)
 
 
 def _flow_unavailable(admin: Admin) -> web.Response | None:

@@ -36,6 +36,7 @@ from hotline.secrets import Secrets
 from hotline.web import new_app, token_authenticator
 from integrations import http as integrations_http
 from ivr.app import CallController, CallSession
+from ivr.calendar import runtime_holidays_dir
 from ivr.flow import DEFAULT_FLOW, FlowStore
 from kpi import http as kpi_http
 from recordings import http as recordings_http
@@ -91,7 +92,9 @@ class HotlineService:
         ivr_settings = settings.ivr
         # A flow uploaded on the admin page (no flow_file configured) outlives restarts.
         flow_file = ivr_settings.flow_file or uploaded_flow_file(settings.runtime_path)
-        self.flows = FlowStore(flow_file or DEFAULT_FLOW, load_catalogue())
+        # Holiday files in service live in the runtime directory (the admin page edits them).
+        self.holidays_dir = runtime_holidays_dir(settings.runtime_path)
+        self.flows = FlowStore(flow_file or DEFAULT_FLOW, load_catalogue(), self.holidays_dir)
         fixed = ivr_settings.clock
         self.calls = CallController(
             self.ari,

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 HOLIDAYS_DIR = Path(__file__).parent / "holidays"
+RUNTIME_HOLIDAYS = "holidays"
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -171,6 +172,21 @@ def _expand(path: Path, entries: Iterable[object]) -> Iterable[date]:
             raise CalendarError(f"holiday file {path}: range {text!r} runs backwards")
         for ordinal in range(a.toordinal(), b.toordinal() + 1):
             yield date.fromordinal(ordinal)
+
+
+def runtime_holidays_dir(runtime_dir: Path) -> Path:
+    """``<runtime>/holidays``: the holiday files in service, which operators may edit.
+
+    Shipped files (a new year's notice) are copied in when missing there; a file already
+    present is the operator's and is never overwritten.
+    """
+    directory = Path(runtime_dir) / RUNTIME_HOLIDAYS
+    directory.mkdir(parents=True, exist_ok=True)
+    for shipped in sorted(HOLIDAYS_DIR.glob("*.yaml")):
+        target = directory / shipped.name
+        if not target.exists():
+            target.write_bytes(shipped.read_bytes())
+    return directory
 
 
 def build_calendar(

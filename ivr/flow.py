@@ -1002,15 +1002,22 @@ def load_flow(
 class FlowStore:
     """The flow in service: a reload with problems keeps the old flow and reports why."""
 
-    def __init__(self, path: Path | str, catalogue: Mapping[str, Mapping[str, str]]) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        catalogue: Mapping[str, Mapping[str, str]],
+        holidays_dir: Path = HOLIDAYS_DIR,
+    ) -> None:
         self.path = Path(path)
         self.catalogue = catalogue
-        self.current = load_flow(self.path, catalogue)  # a broken flow refuses to start
+        self.holidays_dir = holidays_dir
+        # A broken flow refuses to start.
+        self.current = load_flow(self.path, catalogue, holidays_dir=holidays_dir)
 
     def reload(self) -> FlowError | None:
         """Swap in the file's flow when it checks clean; else keep the old one, return the error."""
         try:
-            self.current = load_flow(self.path, self.catalogue)
+            self.current = load_flow(self.path, self.catalogue, holidays_dir=self.holidays_dir)
         except FlowError as exc:
             return exc
         return None

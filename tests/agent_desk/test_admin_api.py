@@ -7,7 +7,6 @@ real push, re-render + PJSIP reload, is exercised by tests/e2e/test_admin_seat.p
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -76,14 +75,9 @@ class Admin:
         return [e for e in self.store.audit_entries(500) if e["action"] == action]
 
 
-async def start_admin(
-    tmp_path: Path, database_url: str, monkeypatch, *, own_holidays: bool = True
-) -> AsyncIterator[Admin]:
-    """The service's app with its flow store, ACD and desk; holiday files copied to
-    ``tmp_path`` unless ``own_holidays`` is false (then the packaged ones, read-only here)."""
-    holidays = tmp_path / "holidays"
-    if own_holidays:
-        shutil.copytree(HOLIDAYS_DIR, holidays)
+async def start_admin(tmp_path: Path, database_url: str, monkeypatch) -> AsyncIterator[Admin]:
+    """The service's app with its flow store, ACD and desk; its holiday files are the runtime
+    directory's copies of the packaged ones."""
     settings = Settings(runtime_dir=tmp_path / "runtime", database={"url": database_url})
     settings.runtime_path.mkdir(parents=True)
     monkeypatch.setattr(DeskAuthConfig, "from_service", classmethod(lambda cls, s: FAST))
@@ -93,8 +87,6 @@ async def start_admin(
     service._start_acd([])
     recorder = RecordingAsterisk()
     service.asterisk = recorder  # type: ignore[assignment]
-    if own_holidays:
-        service.holidays_dir = holidays  # type: ignore[attr-defined]
     app = service.http_app()
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
@@ -464,11 +456,8 @@ async def test_calendar_and_holiday_file_upload_with_validation(admin: Admin) ->
 
 
 async def test_an_upload_switches_the_flow_through_the_sighup_path(tmp_path, monkeypatch) -> None:
-    """With the packaged holiday directory (production), the live switch is
-    ``HotlineService.reload_flow``, the same function SIGHUP runs."""
-    async for admin in start_admin(
-        tmp_path, f"sqlite:///{tmp_path / 'h.db'}", monkeypatch, own_holidays=False
-    ):
+    """The live switch is ``HotlineService.reload_flow``, the same function SIGHUP runs."""
+    async for admin in start_admin(tmp_path, f"sqlite:///{tmp_path / 'h.db'}", monkeypatch):
         service = admin.service
         calls: list[bool] = []
 

@@ -16,6 +16,7 @@ from ivr.calendar import (
     load_holidays,
     parse_span,
     parse_weekly,
+    runtime_holidays_dir,
 )
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -127,3 +128,17 @@ def test_bad_weekly_and_holiday_files(tmp_path: Path):
         load_holidays(bad)
     with pytest.raises(CalendarError, match="does not exist"):
         build_calendar({"mon": "09:00-10:00"}, ["cn-1999"])
+
+
+def test_runtime_holidays_are_seeded_from_the_package_and_edits_are_kept(tmp_path: Path) -> None:
+    directory = runtime_holidays_dir(tmp_path)
+    assert directory == tmp_path / "holidays"
+    shipped = sorted(p.name for p in HOLIDAYS_DIR.glob("*.yaml"))
+    assert shipped and sorted(p.name for p in directory.glob("*.yaml")) == shipped
+    first = directory / shipped[0]
+    first.unlink()  # a shipped file the runtime lacks comes back
+    runtime_holidays_dir(tmp_path)
+    assert first.read_bytes() == (HOLIDAYS_DIR / shipped[0]).read_bytes()
+    first.write_text("# the operator's own\nholidays: []\n", encoding="utf-8")
+    runtime_holidays_dir(tmp_path)  # an edited file is the operator's: never overwritten
+    assert first.read_text(encoding="utf-8").startswith("# the operator's own")
