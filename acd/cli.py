@@ -20,18 +20,12 @@ def _engine(settings: Settings):
 
 def _push_to_asterisk(settings: Settings, engine) -> str:
     """Re-render the seats into Asterisk's configuration; reload it when it runs."""
+    from hotline.asterisk.reload import push_seats
     from hotline.asterisk.runtime import AsteriskRuntime
     from hotline.secrets import load_or_create
 
     runtime = AsteriskRuntime(settings, load_or_create(settings.runtime_path))
-    if not runtime.installed:
-        return "Asterisk is not installed yet: `hotline setup` will include this seat"
-    creds = seat_store.credentials(engine)
-    if runtime.status().running:
-        runtime.reload_pjsip(creds)
-        return "Asterisk reloaded"
-    runtime.render_config(creds)
-    return "Asterisk configuration updated"
+    return push_seats(runtime, seat_store.credentials(engine))
 
 
 @click.group()
