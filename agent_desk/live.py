@@ -20,7 +20,8 @@ event, in publish order, and
    administrators and auditors see everything but the recogniser's running guesses
    (``transcript.partial``: many per second per call, only the talking seat needs them); a seat
    lawyer sees the events of their own seat and of the calls offered or connected to it,
-   nothing else. A call offered to a seat arrives with its summary, so the screen pop has the
+   nothing else, and never ``supervision.*`` (who monitors a call is for supervisors). A call
+   offered to a seat arrives with its summary, so the screen pop has the
    IVR path that happened before.
 
 Because all of that happens in one task, a client never sees an event before the summary it
@@ -179,6 +180,7 @@ class CallSummary:
     priority: int | None = None
     special_group: bool = False
     is_repeat: bool = False
+    on_hold: bool = False  # the seat put the caller on hold (call.held / call.resumed)
     ivr_path: list[dict[str, Any]] = field(default_factory=list)
     attached: dict[str, Any] = field(default_factory=dict)  # data from a linked 110/12345 call
     caller_key: str | None = None  # keyed hash (never the number): for the party archive
@@ -224,6 +226,8 @@ class CallSummary:
         elif type_ in ("queue.no_answer", "queue.transferred", "callback.failed"):
             self.state = "waiting"
             self.seat_id = None
+        elif type_ in ("call.held", "call.resumed"):
+            self.on_hold = type_ == "call.held"
         elif type_ == "queue.connected":
             self.state = "talking"
             self.seat_id = data.get("seat_id") or self.seat_id
@@ -234,6 +238,7 @@ class CallSummary:
         elif type_ in ("call.ended", "call.rejected", "queue.abandoned", "queue.completed"):
             # After queue.completed the caller may still rate the call: not the seat's any more.
             self.state = "ended"
+            self.on_hold = False
             self.ended_at = ts
         if type_ == "ivr.language":
             self.language = data.get("language") or self.language
@@ -538,10 +543,14 @@ class LiveHub:
         if shown_seat:
             out["seat"] = self._seat_json(shown_seat)
         partial = type_ == "transcript.partial"
+        # A silent monitor is silent on the desk too: supervision events go to supervisors.
+        supervision = type_.startswith("supervision.")
         for client in self.clients:
             if client.sees_all:
                 if not partial:
                     client.put(out)
+            elif supervision:
+                continue
             elif self._visible(client.principal, seat_id, rec) or (
                 joined is not None and client.principal.seat_id == joined
             ):

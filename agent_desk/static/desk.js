@@ -1,6 +1,8 @@
-/* The seat lawyer's desk: my state (the ACD's seat API), the screen pop of my call, the live
-   transcript, the work order of the call (the work-order API), the party archive, my figures.
-   Live data comes from the event WebSocket (only my seat's and my calls' events reach me). */
+/* The seat lawyer's desk: my state (the ACD's seat API), the screen pop of my call with its
+   controls (hold / resume, transfer blind or after a consultation, hang up: the ACD's call API),
+   the live transcript, the work order of the call (the work-order API), the callbacks waiting in
+   my queues, the party archive, my figures. Live data comes from the event WebSocket (only my
+   seat's and my calls' events reach me). */
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
@@ -20,7 +22,11 @@
     timers: [],            // pending order polls
     archiveFor: null,      // the call whose archive is shown
     submitted: 0,
+    onHold: false,         // my caller hears music on hold
+    consult: null,         // {to, state} while I consult a transfer target
+    consultPoll: null,
   };
+  const callPath = (id, action) => `/api/acd/calls/${enc(id)}${action ? "/" + action : ""}`;
 
   function toastError(err) {
     Desk.toast(err.status === 404 || err.status === 405 ? Desk.t("not_available") : err.message);
@@ -82,6 +88,10 @@
   }
 
   // --- the screen pop ------------------------------------------------------------------------
+  const ATTACHED_LABELS = {
+    zh: { partner: "转入热线", partner_name: "转入单位", case_id: "对方工单号", summary: "摘要", original_caller: "原来电号码" },
+    en: { partner: "from line", partner_name: "from", case_id: "their case", summary: "summary", original_caller: "original caller" },
+  };
   function sourceText(c) {
     const key = `origin_${c.source}`;
     const label = Desk.t(key) === key ? c.source : Desk.t(key);
@@ -102,7 +112,9 @@
     $("pop-queue").textContent = c.queue || "—";
     $("pop-entered").textContent = Desk.fmtTime(c.entered_at);
     const att = Object.entries(c.attached || {});
-    $("pop-attached").textContent = att.length ? att.map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join("；") : "—";
+    // A partner line's transferred call (110/12345: integrations/trunks.py) names its fields.
+    const label = (k) => (ATTACHED_LABELS[Desk.lang] || ATTACHED_LABELS.zh)[k] || k;
+    $("pop-attached").textContent = att.length ? att.map(([k, v]) => `${label(k)}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join("；") : "—";
     const tags = $("pop-tags"); tags.replaceChildren();
     if (c.is_repeat) tags.append(Desk.el("span", { class: "tag", text: Desk.t("repeat") }));
     if (c.special_group) tags.append(Desk.el("span", { class: "tag hot", text: Desk.t("special") }));
@@ -113,10 +125,129 @@
       path.append(Desk.el("span", { class: "step", title: step.target ? `→ ${step.target}` : "", text: `${step.node}: ${step.choice}` }));
     });
     if (!(c.ivr_path || []).length) path.append(Desk.el("span", { class: "muted", text: "—" }));
+    renderControls();
     // Set last: the test and the latency probe wait for this attribute.
     $("pop").dataset.callId = c.call_id;
     renderOrder();
     tick();
+  }
+
+  // --- call controls: hold, transfer, consultation, hang up (acd/api.py) ------------------
+  function talking() { return !!state.call && state.call.state === "talking" && state.call.seat_id === state.seat; }
+
+  function renderControls() {
+    const live = talking(), consulting = !!state.consult;
+    $("btn-hold").disabled = !live || state.onHold || consulting;
+    $("btn-resume").disabled = !live || !state.onHold || consulting;
+    $("btn-transfer").disabled = !live || consulting;
+    $("btn-hangup").disabled = !live;
+    $("xfer-consult").disabled = consulting;
+    if (!live) $("xfer").classList.add("hidden");
+    const note = $("call-note");
+    note.dataset.i18n = !live ? "not_connected" : state.onHold ? "on_hold" : "state_talking";
+    note.textContent = Desk.t(note.dataset.i18n);
+    note.dataset.hold = state.onHold ? "1" : "";
+    document.querySelector(".pop-card").classList.toggle("on-hold", live && state.onHold);
+    $("consult-bar").classList.toggle("hidden", !(live && consulting));
+    if (consulting) {
+      const answered = state.consult.state === "answered";
+      $("consult-text").textContent = `${Desk.t(answered ? "consult_answered" : "consult_ringing")} ${state.consult.to || ""}`;
+      $("consult-bar").dataset.state = state.consult.state;
+      $("consult-complete").disabled = !answered;
+    }
+  }
+
+  function setConsult(consult) {
+    state.consult = consult;
+    if (state.consultPoll) { clearInterval(state.consultPoll); state.consultPoll = null; }
+    if (consult && consult.state !== "answered") {
+      // The target's answer is not a call event of mine: ask the ACD until it is on the line.
+      const callId = state.call && state.call.call_id;
+      state.consultPoll = setInterval(async () => {
+        if (!state.call || state.call.call_id !== callId || !state.consult) { setConsult(state.consult); return; }
+        try {
+          const view = await Desk.api("GET", callPath(callId));
+          if (!state.consult) return;
+          if (!view.consult) setConsult(null);
+          else if (view.consult.state !== state.consult.state) setConsult({ ...state.consult, state: view.consult.state });
+          renderControls();
+        } catch (_) { /* the next tick asks again */ }
+      }, 700);
+    }
+  }
+
+  async function callCommand(action, body) {
+    if (!state.call) return null;
+    try {
+      return await Desk.api("POST", callPath(state.call.call_id, action), body || {});
+    } catch (err) { toastError(err); return null; }
+  }
+
+  async function hold(on) {
+    const done = await callCommand(on ? "hold" : "resume");
+    if (done) { state.onHold = !!done.on_hold; renderControls(); Desk.toast(Desk.t(on ? "held" : "resumed")); }
+  }
+
+  function transferTarget() {
+    const to = $("xfer-to").value.trim();
+    if (!to) { $("xfer-to").focus(); return null; }
+    return `${$("xfer-kind").value}:${to}`;
+  }
+
+  async function transfer(mode) {
+    const to = transferTarget();
+    if (!to) return;
+    const done = await callCommand("transfer", { to, mode });
+    if (!done) return;
+    $("xfer").classList.add("hidden");
+    state.onHold = false;
+    if (mode === "consult") setConsult({ to: $("xfer-to").value.trim(), state: done.status === "ringing" ? "ringing" : "answered" });
+    else Desk.toast(`${Desk.t("xfer_done")} → ${to}`);
+    renderControls();
+  }
+
+  async function consultEnd(action) {
+    const done = await callCommand(`transfer/${action}`);
+    if (!done) return;
+    setConsult(null);
+    Desk.toast(Desk.t(action === "complete" ? "xfer_done" : "resumed"));
+    renderControls();
+  }
+
+  async function loadQueues() {
+    try {
+      const queues = await Desk.api("GET", "/api/acd/queues");
+      $("xfer-queues").replaceChildren(...queues.map((q) => Desk.el("option", { value: q.name })));
+    } catch (_) { /* typed by hand */ }
+  }
+
+  function callEvent(ev) {
+    if (!state.call || ev.call_id !== state.call.call_id) return;
+    if (ev.type === "call.held") state.onHold = true;
+    else if (ev.type === "call.resumed") state.onHold = false;
+    else if (ev.type === "transfer.consult_started") { state.onHold = false; if (!state.consult) setConsult({ to: ev.data.to, state: "ringing" }); }
+    else if (ev.type === "transfer.consult_ended") setConsult(null);
+    else return;
+    renderControls();
+  }
+
+  // --- callbacks waiting in my queues (the ACD keeps the caller's place) -----------------
+  async function loadCallbacks() {
+    const list = $("callbacks");
+    let items = [];
+    try { items = (await Desk.api("GET", "/api/acd/callbacks")).callbacks || []; } catch (_) { return; }
+    list.replaceChildren();
+    if (!items.length) {
+      list.append(Desk.el("li", { class: "muted small", text: Desk.t("callbacks_empty") }));
+      return;
+    }
+    for (const cb of items) {
+      list.append(Desk.el("li", { "data-call": cb.call_id },
+        Desk.el("span", { class: "mono", text: cb.caller }), " ",
+        Desk.el("span", { text: cb.topic || cb.queue }), " ",
+        Desk.el("span", { class: "badge", text: cb.dialing ? Desk.t("cb_call") : `#${cb.position || "—"}` }), " ",
+        Desk.el("span", { class: "muted mono", text: Desk.fmtDuration(cb.waiting_s || 0) })));
+    }
   }
 
   function tick() {
@@ -140,12 +271,26 @@
     clearTimers();
     state.call = call;
     state.order = null;
+    state.onHold = false;
+    setConsult(null);
     state.dirty.clear();
     for (const f of FIELDS) $(`wo-${f}`).value = "";
     $("wo-topic").value = call.topic || "";
     $("transcript").replaceChildren(Desk.el("span", { class: "muted", "data-i18n": "transcript_empty", text: Desk.t("transcript_empty") }));
     loadArchive(call);
-    if (call.state === "talking") pollOrder(ORDER_POLL_MS);
+    if (call.state === "talking") { pollOrder(ORDER_POLL_MS); syncControls(); }
+  }
+
+  async function syncControls() {
+    // After a page reload mid-call: is my caller on hold, am I consulting?
+    const callId = state.call && state.call.call_id;
+    try {
+      const view = await Desk.api("GET", callPath(callId));
+      if (!state.call || state.call.call_id !== callId) return;
+      state.onHold = !!view.on_hold && !view.consult;
+      if (view.consult) setConsult({ to: view.consult.to, state: view.consult.state });
+      renderControls();
+    } catch (_) { /* not a live ACD call (any more) */ }
   }
 
   function applyCall(call, event) {
@@ -401,6 +546,8 @@
       if (msg.seat) applySeat(msg.seat);
       if (ev.type.startsWith("transcript.")) transcript(ev);
       if (msg.call) applyCall(msg.call, ev);
+      callEvent(ev);
+      if (ev.type.startsWith("callback.") || ev.type === "seat.state_changed") loadCallbacks();
     }
   }
 
@@ -411,6 +558,15 @@
     $("btn-seat-out").addEventListener("click", () => seatCommand(state.seatState === "offline" ? "login" : "logout"));
     for (const f of FIELDS) $(`wo-${f}`).addEventListener("input", () => { state.dirty.add(f); });
     $("wo-save").addEventListener("click", () => saveOrder(false));
+    $("btn-hold").addEventListener("click", () => hold(true));
+    $("btn-resume").addEventListener("click", () => hold(false));
+    $("btn-hangup").addEventListener("click", () => callCommand("hangup"));
+    $("btn-transfer").addEventListener("click", () => { $("xfer").classList.toggle("hidden"); $("xfer-to").focus(); });
+    $("xfer").addEventListener("submit", (ev) => { ev.preventDefault(); transfer("blind"); });
+    $("xfer-consult").addEventListener("click", () => transfer("consult"));
+    $("xfer-close").addEventListener("click", () => $("xfer").classList.add("hidden"));
+    $("consult-complete").addEventListener("click", () => consultEnd("complete"));
+    $("consult-cancel").addEventListener("click", () => consultEnd("cancel"));
     $("wo-dispatch-btn").addEventListener("click", () => orderAction("dispatch"));
     $("wo-form").addEventListener("submit", (ev) => { ev.preventDefault(); if (!$("wo-submit").disabled) orderAction("submit"); });
     document.addEventListener("keydown", (ev) => {
@@ -433,7 +589,7 @@
     renderState(); renderCall();
     setInterval(tick, 1000);
     new LiveSocket(onMessage).connect();
-    if (state.seat) countSubmittedToday();
+    if (state.seat) { countSubmittedToday(); loadQueues(); loadCallbacks(); setInterval(loadCallbacks, 15000); }
   }
   start().catch((err) => console.error(err));
 })();

@@ -1,7 +1,9 @@
 /* The supervisor wallboard: live queues, calls and seats from the event WebSocket; today's
    answer rate and service level from the KPI feature's snapshots (kpi.snapshot on the stream),
    warning colours from its alerts (kpi.alert_raised / kpi.alert_cleared); a live SVG chart;
-   a supervisor forces a seat's state through the ACD's seat API. */
+   a supervisor forces a seat's state through the ACD's seat API (with a reason, logged), and
+   listens to a talking call on their own phone: monitor, whisper to the seat, or barge in
+   (acd/supervision.py rings the phone linked to the supervisor's account). */
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
@@ -14,6 +16,9 @@
   let kpi = null;            // the last KPI snapshot
   let targets = { answer_rate: 0.95, service_level: 0.8, longest_wait_s: 120, service_level_s: 15 };
   let canForce = false;
+  let me = null;
+  const supervised = new Map();  // call_id -> {mode, supervisor} from supervision.* events
+  let supBusy = false;
   let pending = false;
 
   const pct = (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(1)}%`);
@@ -108,14 +113,66 @@
 
   function renderCalls(live) {
     const body = $("calls"); body.replaceChildren();
-    if (!live.length) body.append(Desk.el("tr", {}, Desk.el("td", { colspan: "6", class: "empty", text: Desk.t("no_calls") })));
+    if (!live.length) body.append(Desk.el("tr", {}, Desk.el("td", { colspan: "7", class: "empty", text: Desk.t("no_calls") })));
     for (const c of live.slice(-8).reverse()) {
       body.append(Desk.el("tr", { "data-call": c.call_id },
         Desk.el("td", { class: "mono", text: c.caller }), Desk.el("td", { text: c.source }),
         Desk.el("td", { text: c.topic || "—" }),
-        Desk.el("td", {}, Desk.el("span", { class: `badge s-${c.state}`, text: Desk.t(`state_${c.state}`) })),
+        Desk.el("td", {}, Desk.el("span", { class: `badge s-${c.state}`, text: Desk.t(`state_${c.state}`) }),
+          c.on_hold && c.state === "talking" ? Desk.el("span", { class: "badge s-paused held", text: Desk.t("on_hold") }) : null),
         Desk.el("td", { class: "mono", text: c.seat_id || "—" }),
-        Desk.el("td", { class: "num mono", text: Desk.fmtDuration(c.state === "talking" ? Desk.since(c.connected_at) : waitOf(c)) })));
+        Desk.el("td", { class: "num mono", text: Desk.fmtDuration(c.state === "talking" ? Desk.since(c.connected_at) : waitOf(c)) }),
+        supervisionCell(c)));
+    }
+  }
+
+  // --- supervising a talking call (supervisors and administrators) -----------------------
+  function supervisionCell(c) {
+    const cell = Desk.el("td", { class: "sup-actions", "data-sup-call": c.call_id });
+    const sup = supervised.get(c.call_id);
+    if (sup) {
+      cell.dataset.mode = sup.mode;
+      cell.append(Desk.el("span", { class: "sup-on", text: `${Desk.t("sup_" + sup.mode)} · ${sup.supervisor}` }));
+    }
+    if (!canForce || c.state !== "talking") return cell;
+    const mine = sup && me && sup.supervisor === me.username;
+    if (sup && !mine) return cell;
+    for (const mode of ["monitor", "whisper", "barge"]) {
+      if (sup && sup.mode === mode) continue;
+      const b = Desk.el("button", { class: "btn small", type: "button", "data-sup": mode, text: Desk.t("sup_" + mode) });
+      b.disabled = supBusy;
+      b.addEventListener("click", () => supervise(c.call_id, mode));
+      cell.append(b);
+    }
+    if (mine) {
+      const stop = Desk.el("button", { class: "btn small danger", type: "button", "data-sup": "stop", text: Desk.t("sup_stop") });
+      stop.addEventListener("click", () => supervise(c.call_id, null));
+      cell.append(stop);
+    }
+    return cell;
+  }
+
+  async function supervise(callId, mode) {
+    supBusy = true; schedule();
+    if (mode && !supervised.has(callId)) Desk.toast(Desk.t("sup_ringing"));
+    try {
+      const path = `/api/acd/calls/${encodeURIComponent(callId)}/supervise${mode ? "" : "/stop"}`;
+      const done = await Desk.api("POST", path, mode ? { mode } : {});
+      if (mode) supervised.set(callId, { mode: done.mode, supervisor: done.supervisor });
+      else supervised.delete(callId);
+    } catch (err) {
+      Desk.toast(err.status === 404 || err.status === 405 ? Desk.t("not_available") : err.message);
+    } finally { supBusy = false; schedule(); }
+  }
+
+  function supervisionEvent(ev) {
+    const d = ev.data || {};
+    if (ev.type === "supervision.started" || ev.type === "supervision.mode_changed") {
+      supervised.set(ev.call_id, { mode: d.mode, supervisor: d.supervisor });
+    } else if (ev.type === "supervision.ended" || ev.type === "supervision.failed") {
+      supervised.delete(ev.call_id);
+    } else if (ev.type === "call.ended" || ev.type === "queue.completed") {
+      supervised.delete(ev.call_id);
     }
   }
 
@@ -194,6 +251,7 @@
     $("force-seat").textContent = seatId;
     $("force-now").textContent = s ? Desk.t(`state_${s.state}`) + (s.reason ? ` · ${s.reason}` : "") : "—";
     $("force-action").value = s && s.state === "paused" ? "ready" : "pause";
+    $("force-note").value = "";
     syncReason();
     dialog.showModal();
     $("force-action").focus();
@@ -205,7 +263,9 @@
     const dialog = $("force-dialog");
     const seatId = dialog.dataset.seat, action = $("force-action").value;
     try {
-      await Desk.api("POST", `/api/acd/seats/${encodeURIComponent(seatId)}/${action}`, { reason: $("force-reason").value });
+      // A pause takes one of the pause reasons; any other forced change says why in the note.
+      const reason = action === "pause" ? $("force-reason").value : $("force-note").value.trim() || Desk.t("force_default");
+      await Desk.api("POST", `/api/acd/seats/${encodeURIComponent(seatId)}/${action}`, { reason });
       dialog.close();
       Desk.toast(`${Desk.t("force_done")}: ${seatId} → ${Desk.t("force_" + action)}`);
     } catch (err) {
@@ -257,6 +317,7 @@
       } else if (ev.type === "kpi.alert_cleared") {
         alerts.delete(`${ev.data.alert}:${ev.data.scope}`);
       }
+      supervisionEvent(ev);
       ticker(ev);
       for (const [id, c] of calls) if (c.state === "ended" && Date.now() - Date.parse(c.ended_at || 0) > 60000) calls.delete(id);
     }
@@ -289,8 +350,9 @@
   }
 
   async function start() {
-    const me = await Desk.loadMe();
-    canForce = ["supervisor", "administrator"].includes(me.user.role);
+    const mine = await Desk.loadMe();
+    me = mine.user;
+    canForce = ["supervisor", "administrator"].includes(me.role);
     Desk.wireTopbar();
     document.addEventListener("desk:lang", schedule);
     $("force-action").addEventListener("change", syncReason);

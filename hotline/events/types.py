@@ -75,10 +75,22 @@ class EventType(StrEnum):
     TRANSFER_CONSULT_STARTED = "transfer.consult_started"  # seat_id, to
     TRANSFER_CONSULT_ENDED = "transfer.consult_ended"  # why (completed|cancelled|...)
     CONFERENCE_INVITED = "conference.invited"  # seat_id, to
+    # Hold (保持) from the desk: the caller hears music on hold, out of the conversation.
+    CALL_HELD = "call.held"  # seat_id, by (user id)
+    CALL_RESUMED = "call.resumed"  # seat_id, held_s, why (resumed|rebuilt|call_ended|...), by
+    # Supervisors on a call (监听 / 密语 / 强插), owner acd/supervision.py: the audit of who
+    # listened. mode: monitor|whisper|barge; supervisor: the desk user id; phone: its seat id
+    SUPERVISION_STARTED = "supervision.started"  # seat_id, mode, supervisor, phone
+    SUPERVISION_MODE_CHANGED = "supervision.mode_changed"  # seat_id, mode, from, supervisor
+    SUPERVISION_ENDED = "supervision.ended"  # mode, supervisor, why, by, duration_s
+    SUPERVISION_FAILED = "supervision.failed"  # mode, supervisor, phone, why
     # Seat events are logged under the pseudo call id "seat:<seat_id>".
     SEAT_STATE_CHANGED = "seat.state_changed"  # seat_id, from, to, reason, call_id
     SEAT_LOGIN = "seat.login"  # seat_id, region
     SEAT_LOGOUT = "seat.logout"  # seat_id
+    # A supervisor set another seat's state from the wallboard (强制置态). data: seat_id,
+    # action (ready|pause|logout|login|wrapup-done), reason, by (user id), by_role
+    SEAT_FORCED = "seat.forced"
 
     # --- messages and callbacks booked in the IVR -------------------------------------------
     MESSAGE_RECORDED = "message.recorded"  # recording, duration_s, topic

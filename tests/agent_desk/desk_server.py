@@ -130,7 +130,15 @@ class DeskServer:
                 QueueConfig(name="consult_family", topic="family", **queue),
             )
         )
-        self.acd = AcdService(NoAri(), None, self.event_log, config, engine=self.engine)  # type: ignore[arg-type]
+        # No IVR here: a bare stand-in for the call controller the adapter annotates.
+        controller = SimpleNamespace(partners={})
+        self.acd = AcdService(
+            NoAri(),  # type: ignore[arg-type]
+            controller,  # type: ignore[arg-type]
+            self.event_log,
+            config,
+            engine=self.engine,
+        )
         self.workorders = WorkOrderService(self.engine, self.event_log, self.bus, self.workdir)
         # Snapshots twice a second, alerts from the first call, every abandon counted: the
         # wallboard test is short.
