@@ -30,7 +30,9 @@ How each fact is read (ACD keys from ``acd/core.py``; the adapter adds ``seat``/
   still waiting (an adapter that missed the abandon). ``queue.left`` with ``action:
   callback`` sets ``callback_requested_at``; with ``message``/``hangup`` the call was not
   answered and not abandoned (the hotline failed it).
-* ``talk_s``: time connected to any seat (connected → completed / transferred / ended).
+* ``talk_s``: time connected to any seat (connected → completed / transferred / ended),
+  less the time on hold. ``hold_s``: ``call.held`` → ``call.resumed`` (or the end of the
+  connection while held), on the log's timestamps.
 * ``survey``: ``survey.answered`` ``result`` (or ``rating``); ignored on an unanswered call.
 * ``qa_inspected``: a ``qa.scored``; ``followed_up``: a ``followup.updated`` to contacted or
   closed.
@@ -142,7 +144,9 @@ def derive_call(
     abandoned = False
     wait_s = 0.0
     talk_s = 0.0
+    hold_s = 0.0
     since: datetime | None = None  # connected to a seat since
+    held: datetime | None = None  # on hold since (while connected)
     survey: Survey | None = None
     followed_up = False
     qa = False
@@ -157,6 +161,12 @@ def derive_call(
 
     def waiting() -> bool:
         return entered is not None and not answered() and not abandoned and not left
+
+    def end_hold(ts: datetime) -> None:
+        nonlocal held, hold_s
+        if held is not None:
+            hold_s += _seconds(held, ts)
+            held = None
 
     for ev in evs:
         t = str(ev.type)
@@ -187,6 +197,7 @@ def derive_call(
             if since is not None:
                 talk_s += _seconds(since, ev.ts)
                 since = None
+            end_hold(ev.ts)
             if not answered() and d.get("to_queue"):
                 if d.get("from_queue"):
                     transferred_from.append(str(d["from_queue"]))
@@ -214,6 +225,7 @@ def derive_call(
             if since is not None:
                 talk_s += _seconds(since, ev.ts)
                 since = None
+            end_hold(ev.ts)
         elif t == "queue.abandoned":
             if waiting() and cb_requested is None and entered is not None:
                 abandoned = True
@@ -232,11 +244,17 @@ def derive_call(
             if since is not None:
                 talk_s += _seconds(since, ev.ts)
                 since = None
+            end_hold(ev.ts)
             if waiting() and cb_requested is None and d.get("hangup_by") == "caller":
                 abandoned = True
                 assert entered is not None
                 wait_s = _seconds(entered, ev.ts)
             ended_at = ev.ts
+        elif t == "call.held":
+            if since is not None and held is None:
+                held = ev.ts
+        elif t == "call.resumed":
+            end_hold(ev.ts)
         elif t == "survey.answered":
             raw = d.get("result") or d.get("rating")
             try:
@@ -277,7 +295,8 @@ def derive_call(
         ended_at=ended_at,
         abandoned=abandoned,
         wait_s=wait_s,
-        talk_s=talk_s,
+        talk_s=max(0.0, talk_s - hold_s),
+        hold_s=hold_s,
         wrap_s=wrap_s if answered() else 0.0,
         survey=survey,
         followed_up=followed_up and survey is Survey.DISSATISFIED,

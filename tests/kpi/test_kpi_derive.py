@@ -118,3 +118,30 @@ def test_seat_region_is_the_one_at_the_answer() -> None:
     assert regions.at("s1", at("2024-03-01 12:00:00")) == "包头"
     assert regions.at("s1", at("2024-03-02 12:00:00")) == "赤峰"
     assert regions.at("s9", at("2024-03-02 12:00:00")) is None
+
+
+def test_hold_is_counted_apart_from_talk_and_in_the_handling_time() -> None:
+    from hotline.events.types import CallEvent
+
+    def ev(seq: int, hms: str, type_: str, **data: object) -> CallEvent:
+        return CallEvent("h1", seq, at(f"2024-03-01 {hms}"), type_, data)
+
+    events = [
+        ev(1, "10:00:00", "call.entered"),
+        ev(2, "10:00:10", "queue.entered", queue="labor"),
+        ev(3, "10:00:20", "queue.connected", queue="labor", seat="s1"),
+        ev(4, "10:01:00", "call.held", seat_id="s1"),  # 40 s talk, then 30 s on hold
+        ev(5, "10:01:30", "call.resumed", seat_id="s1", held_s=30),
+        ev(6, "10:02:00", "call.held", seat_id="s1"),  # 30 s talk, 15 s on hold
+        ev(7, "10:02:15", "call.resumed", seat_id="s1"),
+        ev(8, "10:02:15", "call.held", seat_id="s1"),  # held again until the caller hangs up
+        ev(9, "10:02:45", "call.ended", hangup_by="caller"),
+        ev(10, "10:03:00", "call.resumed", seat_id="s1"),  # after the end: nothing
+    ]
+    facts = derive_call(events, wrap_s=20)
+    assert facts.hold_s == 30 + 15 + 30
+    assert facts.talk_s == 40 + 30
+    assert facts.handling_s == 40 + 30 + 75 + 20
+    # A hold outside a connection (before the answer) is not hold time.
+    early = derive_call([events[0], events[1], ev(3, "10:00:15", "call.held"), *events[2:3]])
+    assert early.hold_s == 0
