@@ -289,6 +289,9 @@ class AcdService:
         self.core = Acd(config, now=self._now())
         self.calls: dict[str, QueuedCall] = {}
         self.legs: dict[str, SeatLeg] = {}  # every leg we originated, by channel id
+        # Features outside this class that own Asterisk objects of live calls (supervisors'
+        # lines and snoops): asked by ``owns`` so that reconciliation leaves them alone.
+        self.object_owners: list[Callable[[str], bool]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._leg_causes: dict[str, int] = {}  # Q.850 cause from a leg's hang-up request
         self._direct: dict[str, DirectCall] = {}  # work-order callbacks by call id
@@ -933,6 +936,8 @@ class AcdService:
         if any(object_id in (c.bridge_id, c.consult_bridge) for c in self.calls.values()):
             return True
         if any(object_id == d.bridge_id for d in self._direct.values()):
+            return True
+        if any(owner(object_id) for owner in self.object_owners):
             return True
         return is_tap_channel(object_id) and any(c.connected_seat for c in self.calls.values())
 

@@ -123,6 +123,13 @@ class Supervision:
         self._by_channel: dict[str, Supervising] = {}  # supervisor, seat and caller channels
         if self.ari is not None:
             self.ari.add_handler(self.handle)
+            service.object_owners.append(self.owns)
+
+    def owns(self, object_id: str) -> bool:
+        """The supervisors' lines, snoops and private bridges (kept by reconciliation)."""
+        if object_id in self._by_channel:
+            return True
+        return any(object_id in (s.snoop_id, s.bridge_id) for s in self.sessions.values())
 
     # Helpers --------------------------------------------------------------------------------
     def _call(self, call_id: str) -> QueuedCall:
