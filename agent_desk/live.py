@@ -23,6 +23,10 @@ event, in publish order, and
    nothing else, and never ``supervision.*`` (who monitors a call is for supervisors). A call
    offered to a seat arrives with its summary, so the screen pop has the
    IVR path that happened before.
+   An ``emergency.suspected`` (``integrations.emergency``: the caller said a configured
+   emergency word) is a call event like the others: it reaches the seat of the call and the
+   supervisors, and the summary keeps it (``emergency``), so a reloaded desk shows the banner
+   again and the wallboard marks the call.
 
 Because all of that happens in one task, a client never sees an event before the summary it
 belongs to. Each client has a bounded queue; a client too slow to keep up loses the oldest
@@ -183,6 +187,9 @@ class CallSummary:
     on_hold: bool = False  # the seat put the caller on hold (call.held / call.resumed)
     ivr_path: list[dict[str, Any]] = field(default_factory=list)
     attached: dict[str, Any] = field(default_factory=dict)  # data from a linked 110/12345 call
+    # The caller's live speech named a danger (emergency.suspected): words, partner, text, at.
+    # The seat's banner offers the transfer; the wallboard marks the call.
+    emergency: dict[str, Any] | None = None
     caller_key: str | None = None  # keyed hash (never the number): for the party archive
     entered_at: str | None = None
     waiting_since: str | None = None
@@ -226,6 +233,13 @@ class CallSummary:
         elif type_ in ("queue.no_answer", "queue.transferred", "callback.failed"):
             self.state = "waiting"
             self.seat_id = None
+        elif type_ == "emergency.suspected":
+            self.emergency = {
+                "words": list(data.get("words") or []),
+                "partner": str(data.get("partner") or "110"),
+                "text": data.get("text") or "",
+                "at": ts,
+            }
         elif type_ in ("call.held", "call.resumed"):
             self.on_hold = type_ == "call.held"
         elif type_ == "queue.connected":

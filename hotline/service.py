@@ -35,6 +35,7 @@ from hotline.prompts import load_catalogue
 from hotline.secrets import Secrets
 from hotline.web import new_app, token_authenticator
 from integrations import http as integrations_http
+from integrations.emergency import EmergencyWatch
 from ivr.app import CallController, CallSession
 from ivr.calendar import runtime_holidays_dir
 from ivr.flow import DEFAULT_FLOW, FlowStore
@@ -124,6 +125,8 @@ class HotlineService:
             self.engine, self.event_log, self.bus, settings.runtime_path, self.recordings
         )
         self.calls.on_caller = self.workorders.remember_caller
+        # 有危难打110: the caller's live transcript watched for emergency words (desk banner).
+        self.emergency = EmergencyWatch.for_runtime(settings.runtime_path, self.event_log)
         self.calls.work_order_status = self.workorders.status_for_number
         self._purge_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
@@ -203,6 +206,7 @@ class HotlineService:
         await asyncio.to_thread(migrate, self.engine)
         await self.event_log.start()
         await self.recordings.start()
+        self.emergency.start(self.bus)  # before any call: no transcript is missed
         self._purge_task = asyncio.create_task(self._purge_daily(), name="recording-purge")
         self._start_acd(await asyncio.to_thread(list_seats, self.engine))
         self._ari_task = asyncio.create_task(self.ari.run(), name="ari")
@@ -230,6 +234,7 @@ class HotlineService:
             await self._runner.cleanup()
         if self._purge_task is not None:
             self._purge_task.cancel()
+        await self.emergency.stop()
         await self.recordings.close()
         await self.event_log.close()
         self.engine.dispose()

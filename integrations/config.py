@@ -15,6 +15,10 @@ calls transferred in and out (``integrations.trunks``: what the trunk means; ``a
 renders its PJSIP endpoint; ``acd.adapter`` routes the calls). The digest password of a trunk
 with a ``username`` is generated into the runtime secrets file (``partner_sip_secrets``), like
 the HMAC secrets, and never written in the partners file.
+
+The ``emergency:`` block configures the emergency path by speech (``integrations.emergency``):
+the words that, heard from a caller in a live call, put a "transfer to 110" banner on the
+seat's desk, the harmless phrases that contain one, and the partner the banner offers.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hotline import secrets as secrets_file
 from hotline.config import ConfigError
+from integrations.emergency import DEFAULT_IGNORE, DEFAULT_WORDS, normalise
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 EXAMPLE_PARTNERS_FILE = PACKAGE_DIR / "partners.example.yaml"
@@ -170,6 +175,44 @@ class SmsSettings(_Section):
         return self
 
 
+class EmergencySettings(_Section):
+    """The emergency path by speech (README "110/12345 linkage", ``integrations.emergency``)."""
+
+    enabled: bool = True
+    words: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_WORDS),
+        description="heard from the caller (spaces and punctuation do not matter)",
+    )
+    ignore: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_IGNORE),
+        description="harmless phrases that contain a word (打我电话)",
+    )
+    partner: PartnerId = Field("110", pattern=_ID_PATTERN, description="whom the seat may call")
+
+    @field_validator("words", "ignore")
+    @classmethod
+    def _phrases(cls, value: list[str]) -> list[str]:
+        if len(value) > 500:
+            raise ValueError("at most 500 phrases")
+        seen: dict[str, str] = {}
+        for phrase in value:
+            key = normalise(phrase)
+            if not key:
+                raise ValueError(f"{phrase!r} has no letters (spaces and punctuation are ignored)")
+            if len(key) > 32:
+                raise ValueError(f"{phrase!r} is longer than 32 characters")
+            if key in seen:
+                raise ValueError(f"{phrase!r} is the same as {seen[key]!r}")
+            seen[key] = phrase
+        return value
+
+    @model_validator(mode="after")
+    def _some_words(self) -> EmergencySettings:
+        if self.enabled and not self.words:
+            raise ValueError("give at least one word, or enabled: false")
+        return self
+
+
 class IntegrationsConfig(_Section):
     our_id: str = Field("12348", pattern=_ID_PATTERN, description="how we name ourselves")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=1 << 20)
@@ -177,6 +220,7 @@ class IntegrationsConfig(_Section):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     partners: list[Partner] = Field(default_factory=list)
+    emergency: EmergencySettings = Field(default_factory=EmergencySettings)
 
     @model_validator(mode="after")
     def _unique(self) -> IntegrationsConfig:
@@ -189,6 +233,15 @@ class IntegrationsConfig(_Section):
             if partner.sip.enabled and partner.endpoint in endpoints:
                 raise ValueError(f"partner {partner.id}: SIP user {partner.endpoint} is taken")
             endpoints.add(partner.endpoint)
+        # Only a block the operator wrote is held to it: a partners file without 110 and
+        # without an emergency block keeps working (its desk offers number:110 the usual way).
+        target = self.emergency.partner
+        written = "emergency" in self.model_fields_set
+        if written and self.emergency.enabled and self.partners and target not in seen:
+            raise ValueError(
+                f"emergency.partner {target} is not a configured partner "
+                f"(configured: {', '.join(sorted(seen))})"
+            )
         return self
 
     def partner(self, partner_id: str) -> Partner | None:

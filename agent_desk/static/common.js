@@ -87,6 +87,9 @@ const I18N = {
     cb_due: "预约时间", cb_empty: "暂无回拨任务", cb_order: "工单", cb_call: "回拨",
     outcome_answered: "已接通", outcome_message: "留言", outcome_callback: "预约回拨", outcome_transferred: "已转接",
     outcome_abandoned: "放弃", outcome_rejected: "拒接",
+    emg_title: "疑似紧急情况", emg_heard: "识别到", emg_transfer: "转接", emg_dismiss: "忽略",
+    emg_hint: "来电人可能身处危险：请核实情况，必要时一键转接（直接转接，随附工单号与摘要）。",
+    emg_badge: "疑似紧急", emg_done: "已转接报警台",
   },
   en: {
     app_title: "12348 Public Legal Service Hotline",
@@ -172,6 +175,9 @@ const I18N = {
     cb_due: "Due", cb_empty: "No callbacks", cb_order: "Order", cb_call: "Call back",
     outcome_answered: "answered", outcome_message: "message", outcome_callback: "callback", outcome_transferred: "transferred",
     outcome_abandoned: "abandoned", outcome_rejected: "rejected",
+    emg_title: "Possible emergency", emg_heard: "heard", emg_transfer: "Transfer to", emg_dismiss: "Dismiss",
+    emg_hint: "The caller may be in danger: check, and if needed transfer at once (blind, with the work order number and summary).",
+    emg_badge: "Emergency?", emg_done: "Transferred to the police",
   },
 };
 

@@ -25,6 +25,8 @@
     onHold: false,         // my caller hears music on hold
     consult: null,         // {to, state} while I consult a transfer target
     consultPoll: null,
+    // Calls whose emergency banner the lawyer dismissed or acted on (kept over a reload).
+    emgDone: new Set(JSON.parse(sessionStorage.getItem("desk.emgDone") || "[]")),
   };
   const callPath = (id, action) => `/api/acd/calls/${enc(id)}${action ? "/" + action : ""}`;
 
@@ -119,6 +121,7 @@
     if (c.is_repeat) tags.append(Desk.el("span", { class: "tag", text: Desk.t("repeat") }));
     if (c.special_group) tags.append(Desk.el("span", { class: "tag hot", text: Desk.t("special") }));
     if (c.source && c.source !== "12348") tags.append(Desk.el("span", { class: "tag hot", text: c.source }));
+    if (c.emergency) tags.append(Desk.el("span", { class: "tag emg", text: Desk.t("emg_badge") }));
     const path = $("pop-path"); path.replaceChildren();
     (c.ivr_path || []).forEach((step, i) => {
       if (i) path.append(Desk.el("span", { class: "arrow", text: "›" }));
@@ -126,10 +129,47 @@
     });
     if (!(c.ivr_path || []).length) path.append(Desk.el("span", { class: "muted", text: "—" }));
     renderControls();
+    renderEmergency();
     // Set last: the test and the latency probe wait for this attribute.
     $("pop").dataset.callId = c.call_id;
     renderOrder();
     tick();
+  }
+
+  // --- 疑似紧急情况: the caller said an emergency word (integrations/emergency.py) ------------
+  function renderEmergency() {
+    const c = state.call;
+    const e = c && c.emergency;
+    const show = !!e && c.state !== "ended" && !state.emgDone.has(c.call_id);
+    $("emergency").classList.toggle("hidden", !show);
+    if (!show) return;
+    const partner = e.partner || "110";
+    $("emg-said").textContent = e.text ? `“${e.text}”` : "…";
+    $("emg-words").textContent = (e.words || []).join("、");
+    const go = $("emg-transfer");
+    go.textContent = Desk.t("emg_transfer") + (Desk.lang === "en" ? " " : "") + partner;
+    go.dataset.partner = partner;
+    go.disabled = !talking();
+  }
+
+  function emergencyDone(callId) {
+    state.emgDone.add(callId);
+    sessionStorage.setItem("desk.emgDone", JSON.stringify([...state.emgDone].slice(-50)));
+    renderEmergency();
+  }
+
+  async function emergencyTransfer() {
+    const c = state.call;
+    if (!c || !c.emergency) return;
+    const partner = $("emg-transfer").dataset.partner || "110";
+    $("emg-transfer").disabled = true;
+    // Blind, through the partner's trunk: the ACD adds our work order number and a summary.
+    const done = await callCommand("transfer", { to: `number:${partner}`, mode: "blind" });
+    if (!done) { renderEmergency(); return; }
+    state.onHold = false;
+    Desk.toast(`${Desk.t("emg_done")} → ${partner}`);
+    emergencyDone(c.call_id);
+    renderControls();
   }
 
   // --- call controls: hold, transfer, consultation, hang up (acd/api.py) ------------------
@@ -565,6 +605,8 @@
     $("xfer").addEventListener("submit", (ev) => { ev.preventDefault(); transfer("blind"); });
     $("xfer-consult").addEventListener("click", () => transfer("consult"));
     $("xfer-close").addEventListener("click", () => $("xfer").classList.add("hidden"));
+    $("emg-transfer").addEventListener("click", emergencyTransfer);
+    $("emg-dismiss").addEventListener("click", () => { if (state.call) emergencyDone(state.call.call_id); });
     $("consult-complete").addEventListener("click", () => consultEnd("complete"));
     $("consult-cancel").addEventListener("click", () => consultEnd("cancel"));
     $("wo-dispatch-btn").addEventListener("click", () => orderAction("dispatch"));

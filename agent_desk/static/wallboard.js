@@ -119,7 +119,9 @@
         Desk.el("td", { class: "mono", text: c.caller }), Desk.el("td", { text: c.source }),
         Desk.el("td", { text: c.topic || "—" }),
         Desk.el("td", {}, Desk.el("span", { class: `badge s-${c.state}`, text: Desk.t(`state_${c.state}`) }),
-          c.on_hold && c.state === "talking" ? Desk.el("span", { class: "badge s-paused held", text: Desk.t("on_hold") }) : null),
+          c.on_hold && c.state === "talking" ? Desk.el("span", { class: "badge s-paused held", text: Desk.t("on_hold") }) : null,
+          // 疑似紧急: the caller's speech named a danger (integrations/emergency.py).
+          c.emergency ? Desk.el("span", { class: "tag emg", title: (c.emergency.words || []).join("、"), text: Desk.t("emg_badge") }) : null),
         Desk.el("td", { class: "mono", text: c.seat_id || "—" }),
         Desk.el("td", { class: "num mono", text: Desk.fmtDuration(c.state === "talking" ? Desk.since(c.connected_at) : waitOf(c)) }),
         supervisionCell(c)));

@@ -162,6 +162,10 @@ class EventType(StrEnum):
     # data: partner, fallback ("overflow" | "callback" | "back_to_partner"), queue, to_queue,
     # result ("done" | "failed" | ...)
     PARTNER_FALLBACK = "partner.fallback"
+    # The caller's live speech contained a configured emergency word (integrations.emergency);
+    # once per call, the seat's desk then offers a transfer to the partner. data: words (as
+    # configured), speaker ("caller"), source ("partial" | "segment"), partner ("110"), text
+    EMERGENCY_SUSPECTED = "emergency.suspected"
     # ===== end of partner integration =======================================================
 
     # ===== work orders (owner: workorders/) ==================================================
@@ -221,6 +225,8 @@ REQUIRED_DATA: dict[EventType, frozenset[str]] = {
     EventType.RECORDING_PURGED: frozenset({"item_id", "kind"}),
     EventType.TRANSCRIPT_SEGMENT: frozenset({"speaker", "start_s", "end_s", "text", "source"}),
     EventType.TRANSCRIPT_DEFERRED: frozenset({"speaker", "reason"}),
+    # partner integration (owner: integrations/)
+    EventType.EMERGENCY_SUSPECTED: frozenset({"words", "speaker", "source"}),
     # work orders (owner: workorders/): every change names the order, who and when
     **{
         t: frozenset({"order_id", "actor", "at"})

@@ -363,3 +363,32 @@ def test_work_order_events_reach_the_seat_of_their_call_only() -> None:
     hub.ingest(ev("workorder:o2", 1, "workorder.created", order_id="o2", number="GD20261121-0002"))
     assert [m["event"]["data"]["number"] for m in drain(lawyer)] == ["GD20261121-0001"]
     assert "workorder:o2" not in hub.calls
+
+
+def test_emergency_suspected_reaches_the_seat_of_the_call_and_supervisors_only() -> None:
+    hub = LiveHub()
+    mine = hub.connect(Principal("lawyer1", Role.SEAT_LAWYER, seat_id="s101"))
+    other = hub.connect(Principal("lawyer2", Role.SEAT_LAWYER, seat_id="s102"))
+    boss = hub.connect(Principal("super", Role.SUPERVISOR))
+    call_flow(hub, "c1", "s101")
+    call_flow(hub, "c2", "s102", caller="13911112222")
+    for client in (mine, other, boss):
+        drain(client)
+    said = f"救 命 啊 他 拿 刀 我 电话 {CLEAR}"
+    hub.ingest(ev("c1", 7, "emergency.suspected", words=["救命", "拿刀"], speaker="caller",
+                  source="segment", partner="110", text=said))  # fmt: skip
+
+    (got,) = drain(mine)
+    assert got["event"]["type"] == "emergency.suspected"
+    assert got["event"]["data"]["words"] == ["救命", "拿刀"]
+    assert got["call"]["emergency"]["partner"] == "110"
+    assert got["call"]["emergency"]["words"] == ["救命", "拿刀"]
+    assert CLEAR not in json.dumps(got, ensure_ascii=False)  # the text is masked too
+    assert drain(other) == []
+    (seen,) = drain(boss)
+    assert seen["call"]["call_id"] == "c1" and seen["call"]["emergency"]["words"]
+    # A reloaded desk (and the wallboard) get the mark from the snapshot.
+    snap = hub.snapshot(Principal("lawyer1", Role.SEAT_LAWYER, seat_id="s101"))
+    assert [c["emergency"]["words"] for c in snap["calls"]] == [["救命", "拿刀"]]
+    snap = hub.snapshot(Principal("lawyer2", Role.SEAT_LAWYER, seat_id="s102"))
+    assert [c["emergency"] for c in snap["calls"]] == [None]
