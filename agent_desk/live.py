@@ -565,8 +565,16 @@ class LiveHub:
                     client.put(out)
             elif supervision:
                 continue
-            elif self._visible(client.principal, seat_id, rec) or (
-                joined is not None and client.principal.seat_id == joined
+            elif (
+                self._visible(client.principal, seat_id, rec)
+                or (joined is not None and client.principal.seat_id == joined)
+                # A work order held at the seat (an assigned callback: its call never reached
+                # the seat) is the seat's business: its changes refresh the callback list.
+                or (
+                    type_.startswith("workorder.")
+                    and bool(seat_id)
+                    and seat_id == client.principal.seat_id
+                )
             ):
                 client.put(out)
 

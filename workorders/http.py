@@ -3,6 +3,11 @@
 - ``GET   /api/workorders?state=&seat=&call_id=&caller_key=&limit=`` → ``{"items": [order]}``
   (``state`` may list several, comma-separated; newest first; ``limit`` ≤ 500, default 50).
 - ``POST  /api/workorders`` ``{call_id?, topic?, summary?, details?}`` → a hand-made draft.
+- ``GET   /api/workorders/callbacks?scope=mine|pool|open`` → ``{"items": [callback]}``: the
+  callback list (回拨列表) of callback requests and voice messages (masked number, booked at,
+  due time, warning, last callback outcome, ``audio_url`` of a voice message for the audited
+  recordings API). Seat lawyers: ``mine`` (default) or ``pool``; others ``open`` (default),
+  with ``seats`` (active seats, their skills and topics) for the assign picker.
 - ``GET   /api/workorders/{id}`` → the order with ``history`` and ``allowed_actions``
   (``{id}`` may also be the human number GD20261121-0001).
 - ``PATCH /api/workorders/{id}`` ``{topic?, summary?, details?, fields?}`` → the order.
@@ -10,8 +15,11 @@
   actions:
   submit, dispatch (needs ``target``: ``{"kind": "agency"|"department"|"region",
   "unit_id", "name"}`` or a unit name), claim, start (callback made), resolve, review, close,
-  reopen, return, note, and ``callback`` (ask the system to call the caller back: the seat
-  ``seat_id``, else the principal's own, is rung first).
+  reopen, return, note, ``assign`` (a callback request / voice message to the seat
+  ``seat_id``: supervisors and administrators; a seat lawyer claims it for their own seat from
+  their pool, 409 ``already_assigned`` when someone was first), and ``callback`` (ask the
+  system to call the caller back: the seat ``seat_id``, else the principal's own, is rung
+  first).
 - ``GET   /api/parties/{caller_key}/archive`` → ``{"calls", "orders", "satisfaction"}``.
 
 Reading: seat lawyers (their own orders), supervisors, administrators, auditors; changing: not
@@ -46,6 +54,7 @@ def setup(app: web.Application, service: Any) -> None:
     app.cleanup_ctx.append(workorders.lifecycle)
     app.router.add_get("/api/workorders", list_orders)
     app.router.add_post("/api/workorders", create_order)
+    app.router.add_get("/api/workorders/callbacks", callback_list)
     app.router.add_get("/api/workorders/{order_id}", get_order)
     app.router.add_patch("/api/workorders/{order_id}", patch_order)
     app.router.add_post("/api/workorders/{order_id}/actions/{action}", order_action)
@@ -81,6 +90,21 @@ async def list_orders(request: web.Request) -> web.StreamResponse:
     except WorkOrderProblem as exc:
         return _problem(exc)
     return json_response({"items": items})
+
+
+@require(*READ_ROLES)
+async def callback_list(request: web.Request) -> web.StreamResponse:
+    principal = await principal_of(request)
+    assert principal is not None
+    service = _service(request)
+    try:
+        items = await service.callback_list(principal, request.query.get("scope") or None)
+    except WorkOrderProblem as exc:
+        return _problem(exc)
+    body: dict[str, Any] = {"items": items}
+    if principal.role in (Role.SUPERVISOR, Role.ADMINISTRATOR, Role.SERVICE):
+        body["seats"] = await service.assignable_seats()  # who an order can be assigned to
+    return json_response(body)
 
 
 @require(*WRITE_ROLES)

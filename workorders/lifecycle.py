@@ -31,17 +31,17 @@ State table (``-`` = impossible)::
     closed         | -          -           -        -          -            -         -
     reopened       | -          dispatched  -        -          -            resolved  -
 
-    state \\ action | close    reopen    edit         note
-    ---------------+---------------------------------------
-    draft          | -        -         draft        draft
-    submitted      | -        -         submitted    submitted
-    dispatched     | -        -         -            dispatched
-    claimed        | -        -         -            claimed
-    in_progress    | -        -         -            in_progress
-    resolved       | closed   reopened  -            resolved
-    reviewed       | closed   reopened  -            reviewed
-    closed         | -        reopened  -            closed
-    reopened       | -        -         reopened     reopened
+    state \\ action | close    reopen    edit         note          assign
+    ---------------+------------------------------------------------------------
+    draft          | -        -         draft        draft         claimed
+    submitted      | -        -         submitted    submitted     claimed
+    dispatched     | -        -         -            dispatched    -
+    claimed        | -        -         -            claimed       claimed
+    in_progress    | -        -         -            in_progress   in_progress
+    resolved       | closed   reopened  -            resolved      -
+    reviewed       | closed   reopened  -            reviewed      -
+    closed         | -        reopened  -            closed        -
+    reopened       | -        -         reopened     reopened      -
 
 Why these edges: a seat lawyer answers most questions on the call, so ``submitted → resolved``
 (直接办结) skips dispatch; what the seat cannot answer is dispatched to an agency, department
@@ -61,7 +61,25 @@ is read-only and can do nothing; ``system`` creates orders for voice messages an
 requests and records warnings. A handler may only act on an order dispatched to their own unit
 (``Actor.unit`` must equal ``WorkOrder.dispatched_to.unit_id``).
 
-Due times: ``SlaPolicy`` gives a resolution time per legal topic. The clock starts when the
+Callback list (回拨列表): a callback booked in the IVR (source ``callback_request``) or a voice
+message (``voice_message``) is a draft made by ``system`` with no seat. It is not dispatched to
+an agency: the hotline's own seat lawyers call these callers back. One rule for both ways in:
+``assign`` (draft/submitted → claimed) puts the order at one seat (``WorkOrder.seat_id``, the
+seat that will be rung) and records who holds it (``claimed_by``). A seat lawyer may only
+``assign`` to their own seat (认领, from the pool of open requests whose topic their skills
+serve; the pool itself is the service's business) and only while nobody holds it; a supervisor
+or administrator assigns to any seat (分配) and may re-assign (改派) a claimed or in-progress
+order. Only these two sources can be assigned. A seat lawyer acts as the handler of an order
+held at their seat (``Actor.unit`` = their seat id must equal ``WorkOrder.seat_id``): they call
+back (``callback``: claimed → in_progress on the first answered call, repeatable) and mark it
+done (``resolve`` from in_progress). Orders of other sources (a call's order dispatched to an
+agency) stay with the agency's handler even when they carry the seat's id.
+
+Due times: ``SlaPolicy`` gives a resolution time per legal topic. For a callback request or a
+voice message the first due time is the callback time (``SlaPolicy.callback_within``, or the
+topic's window if shorter): the caller must be called back by then, and the usual near-due /
+overdue warnings apply to it; the first ``callback`` (the caller was reached) moves the due time
+to the topic's resolution window counted from the same start. The clock starts when the
 order is created (the caller has been waiting since the call) and again on ``reopen``; changing
 the topic while the order is still with the seat recomputes the due time. ``warnings(orders,
 now)`` returns a ``SlaWarning`` for each open order that has become near due (less than
@@ -108,6 +126,7 @@ class Action(StrEnum):
     REOPEN = "reopen"
     NOTE = "note"
     WARNING = "warning"
+    ASSIGN = "assign"
 
 
 class Role(StrEnum):
@@ -141,8 +160,14 @@ STATE_LABELS: Mapping[State, str] = {
 _S, _A, _R = State, Action, Role
 
 TRANSITIONS: Mapping[State, Mapping[Action, State]] = {
-    _S.DRAFT: {_A.SUBMIT: _S.SUBMITTED, _A.EDIT: _S.DRAFT, _A.NOTE: _S.DRAFT},
+    _S.DRAFT: {
+        _A.SUBMIT: _S.SUBMITTED,
+        _A.EDIT: _S.DRAFT,
+        _A.NOTE: _S.DRAFT,
+        _A.ASSIGN: _S.CLAIMED,
+    },
     _S.SUBMITTED: {
+        _A.ASSIGN: _S.CLAIMED,
         _A.DISPATCH: _S.DISPATCHED,
         _A.RESOLVE: _S.RESOLVED,
         _A.EDIT: _S.SUBMITTED,
@@ -159,11 +184,13 @@ TRANSITIONS: Mapping[State, Mapping[Action, State]] = {
         _A.RETURN: _S.SUBMITTED,
         _A.CALLBACK: _S.IN_PROGRESS,
         _A.NOTE: _S.CLAIMED,
+        _A.ASSIGN: _S.CLAIMED,
     },
     _S.IN_PROGRESS: {
         _A.CALLBACK: _S.IN_PROGRESS,
         _A.RESOLVE: _S.RESOLVED,
         _A.NOTE: _S.IN_PROGRESS,
+        _A.ASSIGN: _S.IN_PROGRESS,
     },
     _S.RESOLVED: {
         _A.REVIEW: _S.REVIEWED,
@@ -190,13 +217,15 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     _A.DISPATCH: frozenset({_R.SEAT_LAWYER, _R.SUPERVISOR, _R.ADMINISTRATOR}),
     _A.CLAIM: frozenset({_R.HANDLER, _R.ADMINISTRATOR}),
     _A.RETURN: frozenset({_R.HANDLER, _R.SUPERVISOR, _R.ADMINISTRATOR}),
-    _A.CALLBACK: frozenset({_R.HANDLER, _R.ADMINISTRATOR}),
+    # A seat lawyer only at their own seat (``_SEAT_BOUND``).
+    _A.CALLBACK: frozenset({_R.HANDLER, _R.SEAT_LAWYER, _R.ADMINISTRATOR}),
     _A.RESOLVE: frozenset({_R.SEAT_LAWYER, _R.SUPERVISOR, _R.HANDLER, _R.ADMINISTRATOR}),
     _A.REVIEW: frozenset({_R.SUPERVISOR, _R.ADMINISTRATOR}),
     _A.CLOSE: frozenset({_R.SUPERVISOR, _R.ADMINISTRATOR}),
     _A.REOPEN: frozenset({_R.SEAT_LAWYER, _R.SUPERVISOR, _R.ADMINISTRATOR}),
     _A.NOTE: _ALL_HUMANS,
     _A.WARNING: frozenset({_R.SYSTEM}),
+    _A.ASSIGN: frozenset({_R.SEAT_LAWYER, _R.SUPERVISOR, _R.ADMINISTRATOR}),
 }
 
 # Re-dispatching an order already at an agency (改派) is a supervisor's decision, not the seat's.
@@ -204,11 +233,23 @@ _STATE_RESTRICTED: Mapping[tuple[State, Action], frozenset[Role]] = {
     (_S.DISPATCHED, _A.DISPATCH): frozenset({_R.SUPERVISOR, _R.ADMINISTRATOR}),
     (_S.CLAIMED, _A.DISPATCH): frozenset({_R.SUPERVISOR, _R.ADMINISTRATOR}),
     # A dispatched order is resolved by the handler who holds it, not by the seat.
-    (_S.IN_PROGRESS, _A.RESOLVE): frozenset({_R.HANDLER, _R.SUPERVISOR, _R.ADMINISTRATOR}),
+    # A seat lawyer resolves one only when it is held at their seat (a callback order).
+    (_S.IN_PROGRESS, _A.RESOLVE): frozenset(
+        {_R.HANDLER, _R.SEAT_LAWYER, _R.SUPERVISOR, _R.ADMINISTRATOR}
+    ),
+    # Re-assigning an order someone holds (改派) is a supervisor's decision.
+    (_S.CLAIMED, _A.ASSIGN): frozenset({_R.SUPERVISOR, _R.ADMINISTRATOR}),
+    (_S.IN_PROGRESS, _A.ASSIGN): frozenset({_R.SUPERVISOR, _R.ADMINISTRATOR}),
 }
 
 # Actions a handler may only take on an order dispatched to their own unit.
 _UNIT_BOUND = frozenset({_A.CLAIM, _A.RETURN, _A.CALLBACK, _A.RESOLVE, _A.NOTE})
+# (state, action) a seat lawyer may only take on an order held at their seat.
+_SEAT_BOUND = frozenset(
+    {(_S.CLAIMED, _A.CALLBACK), (_S.IN_PROGRESS, _A.CALLBACK), (_S.IN_PROGRESS, _A.RESOLVE)}
+)
+# Orders the hotline's own seats call back (the callback list); only these can be assigned.
+CALLBACK_SOURCES = frozenset({"callback_request", "voice_message"})
 
 OPEN_STATES = frozenset(
     {_S.DRAFT, _S.SUBMITTED, _S.DISPATCHED, _S.CLAIMED, _S.IN_PROGRESS, _S.REOPENED}
@@ -240,7 +281,7 @@ class MissingDetail(WorkOrderError):
 class Actor:
     id: str
     role: Role
-    unit: str | None = None  # the handler's agency / department / region
+    unit: str | None = None  # the handler's agency / department / region; a seat lawyer's seat
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +319,7 @@ class WorkOrder:
     reopen_count: int = 0
     warned: str | None = None  # highest warning level already raised for this window
     updated_at: datetime | None = None
+    seat_id: str | None = None  # the seat whose call made it, or that holds it (assign)
 
     @property
     def is_open(self) -> bool:
@@ -320,6 +362,8 @@ class SlaPolicy:
     )
     default: timedelta = 120 * _H
     near_fraction: float = 0.2  # near due when less than this share of the window is left
+    # A booked callback / voice message is called back within this (回拨时限).
+    callback_within: timedelta = 24 * _H
 
     def __post_init__(self) -> None:
         if not 0 < self.near_fraction < 1:
@@ -327,12 +371,23 @@ class SlaPolicy:
         for topic, window in self.resolve_within.items():
             if window <= timedelta(0):
                 raise ValueError(f"SLA for {topic!r} must be positive")
+        if self.callback_within <= timedelta(0):
+            raise ValueError("callback_within must be positive")
 
     def window(self, topic: str) -> timedelta:
         return self.resolve_within.get(topic, self.default)
 
     def due_at(self, topic: str, start: datetime) -> datetime:
         return _utc(start, "start") + self.window(topic)
+
+    def due_for(
+        self, topic: str, start: datetime, source: str = "call", called_back: bool = False
+    ) -> datetime:
+        """The due time of an order: the callback time for a callback request or a voice
+        message not yet called back, else the topic's resolution time."""
+        if source in CALLBACK_SOURCES and not called_back:
+            return _utc(start, "start") + min(self.callback_within, self.window(topic))
+        return self.due_at(topic, start)
 
 
 DEFAULT_SLA = SlaPolicy()
@@ -357,6 +412,18 @@ def _log(order: WorkOrder, action: Action, actor: Actor, now: datetime, **data: 
             **data,
         },
     )
+
+
+def bound_refusal(order: WorkOrder, action: Action, actor: Actor) -> str | None:
+    """Why ``actor`` may not take ``action`` on this particular order (a handler outside the
+    order's unit, a seat lawyer on an order not held at their seat), or None."""
+    if actor.role is Role.HANDLER and action in _UNIT_BOUND:
+        if order.dispatched_to is None or order.dispatched_to.unit_id != actor.unit:
+            return "order is not dispatched to the handler's unit"
+    if actor.role is Role.SEAT_LAWYER and (order.state, action) in _SEAT_BOUND:
+        if order.source not in CALLBACK_SOURCES or order.seat_id != actor.unit:
+            return "only a callback request or voice message held at the seat"
+    return None
 
 
 def allowed_actions(state: State, role: Role) -> frozenset[Action]:
@@ -388,7 +455,7 @@ def create(
         id=order_id,
         topic=topic,
         created_at=now,
-        due_at=sla.due_at(topic, now),
+        due_at=sla.due_for(topic, now, source),
         call_id=call_id,
         source=source,
         clock_started_at=now,
@@ -437,11 +504,9 @@ def apply(
         )
     if actor.role not in _roles_for(order.state, action):
         raise TransitionError(order.state, action, actor.role, "role not allowed")
-    if actor.role is Role.HANDLER and action in _UNIT_BOUND:
-        if order.dispatched_to is None or order.dispatched_to.unit_id != actor.unit:
-            raise TransitionError(
-                order.state, action, actor.role, "order is not dispatched to the handler's unit"
-            )
+    reason = bound_refusal(order, action, actor)
+    if reason is not None:
+        raise TransitionError(order.state, action, actor.role, reason)
 
     changes: dict[str, Any] = {"state": next_state, "updated_at": now}
     data: dict[str, Any] = {"from": order.state.value, "to": next_state.value}
@@ -455,16 +520,46 @@ def apply(
         changes["claimed_by"] = actor.id
     elif action is Action.RETURN:
         changes.update(dispatched_to=None, claimed_by=None)
+    elif action is Action.ASSIGN:
+        if order.source not in CALLBACK_SOURCES:
+            raise TransitionError(
+                order.state, action, actor.role,
+                "only callback requests and voice messages are assigned to a seat",
+            )  # fmt: skip
+        seat = details.pop("seat_id", None)
+        if not isinstance(seat, str) or not seat:
+            raise MissingDetail("assign needs seat_id (the seat that will call back)")
+        claim = actor.role is Role.SEAT_LAWYER
+        # Who holds it: the lawyer who claimed it, else the seat (whoever is signed in there).
+        holder = details.pop("assignee", None) or (actor.id if claim else f"seat:{seat}")
+        if actor.role is Role.SEAT_LAWYER and (seat != actor.unit or holder != actor.id):
+            raise TransitionError(
+                order.state, action, actor.role, "a seat lawyer may only claim for their own seat"
+            )
+        changes.update(seat_id=seat, claimed_by=str(holder))
+        data.update(
+            seat_id=seat,
+            previous_seat_id=order.seat_id,
+            assignee=str(holder),
+            kind="claim" if claim else "assign",
+        )
     elif action is Action.CALLBACK:
         changes["callbacks"] = order.callbacks + 1
         data["callbacks"] = order.callbacks + 1
+        if order.source in CALLBACK_SOURCES and order.state is State.CLAIMED:
+            # Reached the caller: the callback step is done, the topic's window applies now.
+            start = order.clock_started_at or order.created_at
+            due = sla.due_for(order.topic, start, order.source, called_back=True)
+            if due != order.due_at:
+                changes.update(due_at=due, warned=None)
+                data["due_at"] = due.isoformat()
     elif action is Action.RESOLVE:
         changes["resolved_at"] = now
     elif action is Action.CLOSE:
         changes["closed_at"] = now
     elif action is Action.REOPEN:
         # A new SLA window from now: the caller is waiting again.
-        due = sla.due_at(order.topic, now)
+        due = sla.due_for(order.topic, now, order.source, called_back=order.callbacks > 0)
         changes.update(
             reopen_count=order.reopen_count + 1,
             clock_started_at=now,
@@ -478,7 +573,7 @@ def apply(
     elif action is Action.EDIT and "topic" in details:
         topic = str(details.pop("topic"))
         start = order.clock_started_at or order.created_at
-        due = sla.due_at(topic, start)
+        due = sla.due_for(topic, start, order.source, called_back=order.callbacks > 0)
         changes.update(topic=topic, due_at=due)
         if due != order.due_at:
             changes["warned"] = None  # a longer window may no longer be near due

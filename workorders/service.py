@@ -39,7 +39,22 @@ as an administrator. Refusals: ``Forbidden`` (403, the role or the person may no
 (409, not possible in the order's state), ``NotFound`` (404), ``Invalid`` (400).
 
 SLA: ``check_sla`` (run every ``check_interval`` seconds) raises each new near-due / overdue
-warning once per SLA window as a ``workorder.warning`` event.
+warning once per SLA window as a ``workorder.warning`` event. A callback request or voice
+message is due within ``SlaPolicy.callback_within`` until the caller has been reached.
+
+Callback list (回拨列表): callback requests and voice messages are made with no seat, so at
+first no seat lawyer sees them. The rule (see ``workorders.lifecycle``): action ``assign``
+puts such an order at one seat (``seat_id``) and it is then that seat's like the orders of its
+own calls. A seat lawyer may *claim* (``assign`` with no ``seat_id`` or their own) an open,
+unheld order from their **pool**: the orders whose topic one of their seat's skills serves
+(``SKILL_TOPICS``; a topic no skill serves is in every pool; a pool order is visible to them
+read-only until claimed). A supervisor or administrator assigns to any active seat
+(``{"seat_id": ...}``) and may re-assign a held one. Claims are decided inside one write
+transaction that locks the order first (``UPDATE`` before reading: PostgreSQL row lock, SQLite
+write lock), so of two lawyers claiming at once exactly one wins; the other gets 409
+``already_assigned``. ``callback_list(principal, scope)`` serves the desk (``mine``, ``pool``)
+and the wallboard (``open``): masked number, booked at, due time, warning, the last callback
+outcome and, for a voice message, the audited recordings API's audio link.
 """
 
 from __future__ import annotations
@@ -61,6 +76,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from acd.seats import get_seat, list_seats
 from hotline.db.engine import session_factory
 from hotline.events.bus import EventBus
 from hotline.events.log import CallEventLog, events_for_call
@@ -68,7 +84,7 @@ from hotline.events.types import EventType
 from hotline.privacy import mask_number, normalise_number
 from hotline.web import Principal
 from hotline.web import Role as WebRole
-from recordings.models import TranscriptSegmentRow
+from recordings.models import RecordingRow, TranscriptSegmentRow
 from workorders import lifecycle as lc
 from workorders.classify import TOPICS, Classifier, default_classifier
 from workorders.extract import extract, redact
@@ -106,6 +122,33 @@ API_ACTIONS: Mapping[str, lc.Action] = {
     "note": lc.Action.NOTE,
 }
 CALLBACK_REQUEST = "callback"
+ASSIGN = "assign"
+# Seat skills (the flow's queue skills) → the work-order topics they serve, for the claim pool.
+# ``general`` (the operator queue) serves every topic; a topic no skill serves is everyone's.
+SKILL_TOPICS: Mapping[str, frozenset[str]] = {
+    "labor": frozenset({"劳动争议"}),
+    "family": frozenset({"婚姻家庭"}),
+    "contract": frozenset({"合同纠纷", "借贷债务"}),
+    "traffic": frozenset({"交通事故"}),
+    "property": frozenset({"房产物业"}),
+    "general_law": frozenset({"消费维权", "公证", "司法鉴定", "投诉建议", "其他"}),
+    "legal_aid": frozenset({"法律援助"}),
+    "mediation": frozenset({"人民调解"}),
+    "general": frozenset(TOPICS),
+}
+# What the dialer reports (acd.adapter.call_back) → what the desk shows.
+OUTCOME_LABELS: Mapping[str, str] = {
+    "answered": "已接通",
+    "no_answer": "无人接听",
+    "busy": "忙线",
+    "seat_no_answer": "坐席未接",
+    "seat_hung_up": "坐席挂断",
+    "seat_busy": "坐席忙",
+    "no_route": "无外呼线路",
+    "unknown_seat": "坐席不存在",
+}
+_OPEN_CALLBACK_STATES = ("draft", "submitted", "claimed", "in_progress")
+_POOL_STATES = ("draft", "submitted")
 _API_NAME = {action: name for name, action in API_ACTIONS.items()}
 _ROLE = {
     WebRole.SEAT_LAWYER: lc.Role.SEAT_LAWYER,
@@ -215,6 +258,7 @@ class WorkOrderService:
         self.integrations: Any = None  # integrations.service.IntegrationService
         self.caller_lookup: CallerLookup | None = None  # call id → clear number, if in a call
         self.callback_dialer: CallbackDialer | None = None  # (order, seat_id, number)
+        self.skill_topics: Mapping[str, frozenset[str]] = SKILL_TOPICS
         self._numbers: OrderedDict[str, str] = OrderedDict()
         self._calls: OrderedDict[str, _CallInfo] = OrderedDict()
         self._callback_by: dict[str, Principal] = {}
@@ -556,7 +600,9 @@ class WorkOrderService:
         if "topic" not in locked and with_seat and verdict.topic != row.topic:
             data["previous_topic"] = row.topic
             row.topic = verdict.topic
-            row.due_at = self.sla.due_at(row.topic, row.clock_started_at)
+            row.due_at = self.sla.due_for(
+                row.topic, row.clock_started_at, row.source, called_back=row.callbacks > 0
+            )
             row.warning = None
         row.confidence = verdict.confidence
         row.evidence = list(verdict.evidence)
@@ -660,7 +706,10 @@ class WorkOrderService:
     async def get(self, order_id: str, principal: Principal) -> dict[str, Any]:
         """One order with its history and what ``principal`` may do with it."""
         row = await self._load(order_id)
-        self._check_visible(row, principal)
+        pool = None
+        if principal.role is WebRole.SEAT_LAWYER and row.seat_id != principal.seat_id:
+            pool = await self.pool_topics(principal)
+        self._check_visible(row, principal, pool)
         history = await asyncio.to_thread(self._history_of, row.id)
         transcripts = await asyncio.to_thread(_transcripts, self.engine, [row.call_id or ""])
         view = self._json(row, transcripts.get(row.call_id or "", []))
@@ -748,16 +797,32 @@ class WorkOrderService:
         }
 
     # -- who may --------------------------------------------------------------------------------
-    def _check_visible(self, row: WorkOrderRow, principal: Principal) -> None:
+    def _check_visible(
+        self, row: WorkOrderRow, principal: Principal, pool: frozenset[str] | None = None
+    ) -> None:
         if principal.role is WebRole.SEAT_LAWYER and (
             not principal.seat_id or row.seat_id != principal.seat_id
         ):
+            if pool is not None and _in_pool(row, pool):
+                return
             raise Forbidden(
                 "a seat lawyer may only see the orders of their own calls", code="not_yours"
             )
 
+    async def pool_topics(self, principal: Principal) -> frozenset[str] | None:
+        """The topics a seat lawyer may claim callback orders of (None: not a seat lawyer
+        with a seat). The seat's skills are read from the seats table at each use, so an
+        administrator's change of skills applies at once."""
+        if principal.role is not WebRole.SEAT_LAWYER or not principal.seat_id:
+            return None
+        seat = await asyncio.to_thread(get_seat, self.engine, principal.seat_id)
+        if seat is None or not seat.active:
+            return frozenset()
+        return topics_for_skills(seat.skills or {}, self.skill_topics)
+
     def _actor(self, principal: Principal) -> lc.Actor:
-        return lc.Actor(principal.id, _ROLE[principal.role])
+        unit = principal.seat_id if principal.role is WebRole.SEAT_LAWYER else None
+        return lc.Actor(principal.id, _ROLE[principal.role], unit)
 
     def _roles(self, principal: Principal) -> list[lc.Role]:
         """Lifecycle roles the principal acts in, preferred first."""
@@ -771,24 +836,39 @@ class WorkOrderService:
         if principal.role in READ_ONLY:
             return []
         if principal.role is WebRole.SEAT_LAWYER and row.seat_id != principal.seat_id:
+            # A pool order (checked visible by the caller) can only be claimed.
+            if principal.seat_id and row.seat_id is None and row.state in _POOL_STATES:
+                return [ASSIGN] if row.source in lc.CALLBACK_SOURCES else []
             return []
         state = lc.State(row.state)
+        core = _core(row)
         allowed: set[lc.Action] = set()
         for role in self._roles(principal):
-            allowed |= lc.allowed_actions(state, role)
+            unit = row.dispatch_unit if role is lc.Role.HANDLER else principal.seat_id
+            actor = lc.Actor(principal.id, role, unit)
+            allowed |= {
+                a
+                for a in lc.allowed_actions(state, role)
+                if lc.bound_refusal(core, a, actor) is None
+            }
+        if row.source not in lc.CALLBACK_SOURCES:
+            allowed.discard(lc.Action.ASSIGN)
         names = {_API_NAME[a] for a in allowed if a in _API_NAME}
         if lc.Action.EDIT in allowed:
             names.add("edit")
+        if lc.Action.ASSIGN in allowed:
+            names.add(ASSIGN)
         if lc.Action.CALLBACK in allowed and row.caller_enc is not None:
             names.add(CALLBACK_REQUEST)
-        order = [*API_ACTIONS, CALLBACK_REQUEST, "edit"]
+        order = [*API_ACTIONS, ASSIGN, CALLBACK_REQUEST, "edit"]
         return [n for n in order if n in names]
 
     def _acting_as(self, row: WorkOrderRow, principal: Principal, action: lc.Action) -> lc.Actor:
         """The lifecycle actor for ``action`` on ``row``, or Forbidden / Conflict."""
         if principal.role in READ_ONLY:
             raise Forbidden(f"role {principal.role} is read-only")
-        self._check_visible(row, principal)
+        if not (action is lc.Action.ASSIGN and principal.role is WebRole.SEAT_LAWYER):
+            self._check_visible(row, principal)  # a claim's pool is checked by ``assign``
         roles = self._roles(principal)
         if not any(r in lc.PERMISSIONS.get(action, frozenset()) for r in roles):
             raise Forbidden(f"role {principal.role} may not {_API_NAME.get(action, action)}")
@@ -800,11 +880,25 @@ class WorkOrderService:
                 state=state.value,
                 possible=possible,
             )
+        core = _core(row)
+        refusal = None
         for role in roles:
             if action in lc.allowed_actions(state, role):
-                unit = row.dispatch_unit if role is lc.Role.HANDLER else None
-                return lc.Actor(principal.id, role, unit)
-        raise Forbidden(f"role {principal.role} may not do this in state {state.value}")
+                if role is lc.Role.HANDLER:
+                    unit = row.dispatch_unit
+                elif role is lc.Role.SEAT_LAWYER:
+                    unit = principal.seat_id
+                else:
+                    unit = None
+                actor = lc.Actor(principal.id, role, unit)
+                refusal = lc.bound_refusal(core, action, actor)
+                if refusal is None:
+                    return actor
+        raise Forbidden(
+            f"role {principal.role} may not do this in state {state.value}"
+            + (f": {refusal}" if refusal else ""),
+            code="not_yours" if refusal else "forbidden",
+        )
 
     # -- changing -------------------------------------------------------------------------------
     async def act(
@@ -822,11 +916,13 @@ class WorkOrderService:
         none of its own)."""
         if name == CALLBACK_REQUEST:
             return await self.request_callback(order_id, principal, note=note, seat_id=seat_id)
+        if name == ASSIGN:
+            return await self.assign(order_id, principal, seat_id=seat_id, note=note)
         action = API_ACTIONS.get(name)
         if action is None:
             raise NotFound(
                 f"unknown action {name!r}", code="unknown_action",
-                actions=[*API_ACTIONS, CALLBACK_REQUEST],
+                actions=[*API_ACTIONS, CALLBACK_REQUEST, ASSIGN],
             )  # fmt: skip
         details: dict[str, Any] = {}
         if action is lc.Action.DISPATCH:
@@ -882,14 +978,27 @@ class WorkOrderService:
         action: lc.Action,
         details: dict[str, Any],
         content: Callable[[WorkOrderRow], None] | None = None,
+        check: Callable[[WorkOrderRow], None] | None = None,
     ) -> WorkOrderRow:
         row = await self._load(order_id)
         now = self.clock()
 
         def write() -> tuple[WorkOrderRow, dict[str, Any], str]:
             with self._sessions.begin() as session:
+                # Lock the order before reading it (a no-op write: SQLite takes its write lock
+                # at once, PostgreSQL the row lock), so two processes acting on the same order
+                # at once are serialised and the second one sees the first one's result.
+                session.execute(
+                    update(WorkOrderRow)
+                    .where(WorkOrderRow.id == row.id)
+                    .values(callbacks=WorkOrderRow.callbacks)
+                    .execution_options(synchronize_session=False)
+                )
                 current = session.get(WorkOrderRow, row.id, with_for_update=True)
                 assert current is not None
+                session.refresh(current)
+                if check is not None:
+                    check(current)
                 actor = self._acting_as(current, principal, action)
                 if action is lc.Action.DISPATCH:
                     details["target"] = _target(details.get("target"))
@@ -918,6 +1027,199 @@ class WorkOrderService:
         await self._append(updated, type_, data)
         return updated
 
+    async def assign(
+        self,
+        order_id: str,
+        principal: Principal,
+        *,
+        seat_id: str | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        """分配 / 认领: put a callback request or voice message at a seat (see the module
+        docstring for who may)."""
+        if principal.role in READ_ONLY:
+            raise Forbidden(f"role {principal.role} is read-only")
+        if seat_id is not None and (not isinstance(seat_id, str) or not 0 < len(seat_id) <= 64):
+            raise Invalid("seat_id must be a seat's id", code="invalid_seat_id")
+        is_seat = principal.role is WebRole.SEAT_LAWYER
+        pool: frozenset[str] | None = None
+        if is_seat:
+            if not principal.seat_id:
+                raise Forbidden("this account has no seat to claim for", code="no_seat")
+            if seat_id not in (None, principal.seat_id):
+                raise Forbidden(
+                    "a seat lawyer may only claim for their own seat; a supervisor assigns",
+                    code="assign_forbidden",
+                )
+            seat_id = principal.seat_id
+            pool = await self.pool_topics(principal)
+        elif not seat_id:
+            raise Invalid('assign needs the seat: {"seat_id": "..."}', code="seat_required")
+        else:
+            seat = await asyncio.to_thread(get_seat, self.engine, seat_id)
+            if seat is None or not seat.active:
+                raise Invalid(f"no active seat {seat_id!r}", code="unknown_seat")
+        assert seat_id is not None
+        row = await self._load(order_id)
+        if row.source not in lc.CALLBACK_SOURCES:
+            raise Conflict(
+                "only callback requests and voice messages are assigned", code="not_assignable"
+            )
+
+        def check(current: WorkOrderRow) -> None:
+            if not is_seat:
+                return
+            if current.seat_id is not None or current.state not in _POOL_STATES:
+                # Someone else won the claim (or it was assigned meanwhile).
+                raise Conflict(
+                    "此回拨已被认领 (already assigned)",
+                    code="already_assigned",
+                    seat_id=current.seat_id if current.seat_id == seat_id else None,
+                )
+            if pool is None or not _in_pool(current, pool):
+                raise Forbidden(
+                    "this topic is not in the pool of your seat's skills", code="not_in_pool"
+                )
+
+        details: dict[str, Any] = {"seat_id": seat_id}
+        if note:
+            details["note"] = redact(str(note))[:2000]
+        if not is_seat:
+            # The holder is the seat; the lawyer logged in at it acts through the seat id.
+            details["assignee"] = f"seat:{seat_id}"
+        await self._transition(order_id, principal, lc.Action.ASSIGN, details, check=check)
+        return await self.get(order_id, principal)
+
+    async def callback_list(
+        self, principal: Principal, scope: str | None = None, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        """Open callback requests and voice messages. ``mine``: held at the principal's seat
+        (a seat lawyer's default); ``pool``: unheld ones (a seat lawyer's: their skills'
+        topics); ``open``: all open ones (supervisors' default; not for seat lawyers)."""
+        is_seat = principal.role is WebRole.SEAT_LAWYER
+        scope = scope or ("mine" if is_seat else "open")
+        if scope not in ("mine", "pool", "open"):
+            raise Invalid("scope must be mine, pool or open", code="invalid_scope")
+        if is_seat and scope == "open":
+            raise Forbidden("seat lawyers see their own callbacks and their pool", code="scope")
+        pool = await self.pool_topics(principal) if is_seat else None
+        mine = principal.seat_id
+        if scope == "mine" and not mine:
+            return []
+        limit = max(1, min(int(limit), 500))
+
+        def read() -> tuple[list[WorkOrderRow], dict[str, dict[str, Any]], dict[str, str]]:
+            query = select(WorkOrderRow).where(WorkOrderRow.source.in_(sorted(lc.CALLBACK_SOURCES)))
+            if scope == "mine":
+                query = query.where(WorkOrderRow.seat_id == mine).where(
+                    WorkOrderRow.state.in_(_OPEN_CALLBACK_STATES)
+                )
+            elif scope == "pool":
+                query = query.where(WorkOrderRow.seat_id.is_(None)).where(
+                    WorkOrderRow.state.in_(_POOL_STATES)
+                )
+            else:
+                query = query.where(WorkOrderRow.state.in_(_OPEN_CALLBACK_STATES))
+            query = query.order_by(WorkOrderRow.due_at, WorkOrderRow.number).limit(limit)
+            with self._sessions() as session:
+                rows = list(session.scalars(query).all())
+                ids = [r.id for r in rows]
+                outcomes: dict[str, dict[str, Any]] = {}
+                if ids:
+                    for h in session.scalars(
+                        select(WorkOrderHistoryRow)
+                        .where(WorkOrderHistoryRow.order_id.in_(ids))
+                        .where(
+                            WorkOrderHistoryRow.type.in_(
+                                (
+                                    EventType.WORKORDER_CALLBACK_OUTCOME,
+                                    EventType.WORKORDER_CALLBACK_REQUESTED,
+                                )
+                            )
+                        )
+                        .order_by(WorkOrderHistoryRow.id)
+                    ).all():
+                        outcomes[h.order_id] = {
+                            "type": h.type, "at": h.at.isoformat(), "data": h.data or {}
+                        }  # fmt: skip
+                messages: dict[str, str] = {}
+                calls = [r.call_id for r in rows if r.source == "voice_message" and r.call_id]
+                if calls:
+                    for rec in session.scalars(
+                        select(RecordingRow)
+                        .where(RecordingRow.call_id.in_(calls))
+                        .where(RecordingRow.kind == "message")
+                        .where(RecordingRow.deleted_at.is_(None))
+                        .order_by(RecordingRow.created_at)
+                    ).all():
+                        messages[rec.call_id] = rec.id
+            return rows, outcomes, messages
+
+        rows, outcomes, messages = await asyncio.to_thread(read)
+        if scope == "pool" and pool is not None:
+            rows = [r for r in rows if _in_pool(r, pool)]
+        items = []
+        for row in rows:
+            view = self._callback_json(row, outcomes.get(row.id), messages.get(row.call_id or ""))
+            view["allowed_actions"] = self.allowed_actions(row, principal)
+            items.append(view)
+        return items
+
+    async def assignable_seats(self) -> list[dict[str, Any]]:
+        """Active seats with their skills and the topics they serve (for the assign picker)."""
+        rows = await asyncio.to_thread(list_seats, self.engine)
+        return [
+            {
+                "seat_id": r.seat_id,
+                "name": r.display_name,
+                "skills": sorted(r.skills or {}),
+                "topics": sorted(topics_for_skills(r.skills or {}, self.skill_topics)),
+            }
+            for r in rows
+        ]
+
+    def _callback_json(
+        self, row: WorkOrderRow, last: Mapping[str, Any] | None, recording_id: str | None
+    ) -> dict[str, Any]:
+        level = lc.warning_level(_core(row), self.clock(), self.sla)
+        outcome = None
+        if last is not None:
+            if last["type"] == EventType.WORKORDER_CALLBACK_OUTCOME:
+                value = str(last["data"].get("outcome") or "")
+                outcome = {
+                    "outcome": value,
+                    "label": OUTCOME_LABELS.get(value, value),
+                    "at": last["at"],
+                }
+            else:  # asked, no outcome yet: the phones are ringing
+                outcome = {"outcome": "dialing", "label": "呼叫中", "at": last["at"]}
+        audio = None
+        if recording_id is not None:
+            audio = f"/api/recordings/{recording_id}/audio"
+        return {
+            "id": row.id,
+            "number": row.number,
+            "call_id": row.call_id,
+            "source": row.source,
+            "source_label": "留言" if row.source == "voice_message" else "预约回拨",
+            "state": row.state,
+            "state_label": lc.STATE_LABELS[lc.State(row.state)],
+            "topic": row.topic,
+            "summary": row.summary,
+            "caller": row.caller_masked,
+            "has_caller_number": row.caller_enc is not None,
+            "seat_id": row.seat_id,
+            "claimed_by": row.claimed_by,
+            "callbacks": row.callbacks,
+            "booked_at": _iso(row.created_at),
+            "due_at": _iso(row.due_at),
+            "warning": level,
+            "warning_label": lc.WARNING_LABELS.get(level or ""),
+            "last_outcome": outcome,
+            "recording_id": recording_id,
+            "audio_url": audio,
+        }
+
     async def request_callback(
         self,
         order_id: str,
@@ -931,6 +1233,8 @@ class WorkOrderService:
         if given, else the principal's own."""
         if seat_id is not None and (not isinstance(seat_id, str) or not 0 < len(seat_id) <= 64):
             raise Invalid("seat_id must be a seat's id", code="invalid_seat_id")
+        if principal.role is WebRole.SEAT_LAWYER and seat_id not in (None, principal.seat_id):
+            raise Forbidden("a seat lawyer's callback rings their own seat", code="not_your_seat")
         seat = seat_id or principal.seat_id
         row = await self._load(order_id)
         actor = self._acting_as(row, principal, lc.Action.CALLBACK)
@@ -1157,6 +1461,7 @@ def _core(row: WorkOrderRow) -> lc.WorkOrder:
         reopen_count=row.reopen_count,
         warned=row.warning,
         updated_at=row.updated_at,
+        seat_id=row.seat_id,
     )
 
 
@@ -1177,6 +1482,8 @@ def _store_core(row: WorkOrderRow, order: lc.WorkOrder) -> None:
     row.dispatch_kind = target.kind.value if target else None
     row.dispatch_unit = target.unit_id if target else None
     row.dispatch_name = target.name if target else None
+    if order.seat_id is not None:  # only ``assign`` moves an order to a seat
+        row.seat_id = order.seat_id
 
 
 def _history(
@@ -1213,6 +1520,27 @@ def _event_data(
         "at": now.isoformat(),
         **extra,
     }
+
+
+def topics_for_skills(
+    skills: Mapping[str, Any], skill_topics: Mapping[str, frozenset[str]] = SKILL_TOPICS
+) -> frozenset[str]:
+    """The work-order topics a seat with ``skills`` may claim callbacks of."""
+    served = frozenset().union(*skill_topics.values()) if skill_topics else frozenset()
+    unserved = frozenset(TOPICS) - served
+    mine: set[str] = set(unserved)
+    for skill in skills:
+        mine |= skill_topics.get(skill, frozenset())
+    return frozenset(mine)
+
+
+def _in_pool(row: WorkOrderRow, pool: frozenset[str]) -> bool:
+    return (
+        row.source in lc.CALLBACK_SOURCES
+        and row.seat_id is None
+        and row.state in _POOL_STATES
+        and row.topic in pool
+    )
 
 
 def _target(value: Any) -> lc.Target:

@@ -395,3 +395,25 @@ Object.assign(I18N.en, {
   makeup_hours: "Make-up day hours", open_now: "open now", closed_now: "closed now", always_open: "open 24/7",
   day_mon: "Mon", day_tue: "Tue", day_wed: "Wed", day_thu: "Thu", day_fri: "Fri", day_sat: "Sat", day_sun: "Sun",
 });
+
+/* The callback list (回拨列表): callback requests and voice messages on the desk and the wallboard. */
+Object.assign(I18N.zh, {
+  cb_due_at: "回拨时限", cb_booked: "预约于", cb_claim: "认领", cb_retry: "再次回拨", cb_done: "完成",
+  cb_done_note: "已回拨处理", cb_pool: "可认领（我的技能）", cb_kept: "排队保留位置", cb_taken: "已被其他坐席认领",
+  cb_toast_assign: "已认领", cb_toast_callback: "正在呼叫您的话机，接起后将接通来电人…", cb_toast_resolve: "已完成",
+  cbo_dialing: "呼叫中", cbo_answered: "已接通", cbo_no_answer: "无人接听", cbo_busy: "忙线",
+  cbo_seat_no_answer: "坐席未接", cbo_seat_hung_up: "坐席挂断", cbo_seat_busy: "坐席忙", cbo_no_route: "无外呼线路",
+  wb_callbacks: "待回拨（预约回拨与留言）", wb_cb_source: "类型", wb_cb_booked: "预约时间", wb_cb_due: "回拨时限",
+  wb_cb_seat: "坐席", wb_cb_outcome: "回拨结果", wb_cb_assign: "分配", wb_cb_listen: "听留言", wb_cb_none: "暂无待回拨",
+  wb_cb_assigned: "已分配",
+});
+Object.assign(I18N.en, {
+  cb_due_at: "Due", cb_booked: "Booked", cb_claim: "Claim", cb_retry: "Call again", cb_done: "Done",
+  cb_done_note: "Called back", cb_pool: "To claim (my skills)", cb_kept: "Kept places in queue", cb_taken: "Another seat claimed it",
+  cb_toast_assign: "Claimed", cb_toast_callback: "Ringing your phone; the caller is dialled when you answer…", cb_toast_resolve: "Done",
+  cbo_dialing: "dialling", cbo_answered: "answered", cbo_no_answer: "no answer", cbo_busy: "busy",
+  cbo_seat_no_answer: "seat did not answer", cbo_seat_hung_up: "seat hung up", cbo_seat_busy: "seat busy", cbo_no_route: "no outbound route",
+  wb_callbacks: "To call back (bookings and messages)", wb_cb_source: "Kind", wb_cb_booked: "Booked", wb_cb_due: "Due",
+  wb_cb_seat: "Seat", wb_cb_outcome: "Outcome", wb_cb_assign: "Assign", wb_cb_listen: "Listen", wb_cb_none: "Nothing to call back",
+  wb_cb_assigned: "Assigned",
+});

@@ -271,23 +271,109 @@
     renderControls();
   }
 
-  // --- callbacks waiting in my queues (the ACD keeps the caller's place) -----------------
-  async function loadCallbacks() {
-    const list = $("callbacks");
-    let items = [];
-    try { items = (await Desk.api("GET", "/api/acd/callbacks")).callbacks || []; } catch (_) { return; }
-    list.replaceChildren();
-    if (!items.length) {
-      list.append(Desk.el("li", { class: "muted small", text: Desk.t("callbacks_empty") }));
-      return;
+  // --- the callback list (回拨列表) ----------------------------------------------------------
+  // My callback requests and voice messages (work orders held at my seat, with 回拨 / 完成),
+  // the ones I may claim from my skills' pool (认领), then the callers the ACD keeps a place
+  // for in my queues. Numbers are masked by the server; the clear number never reaches here.
+  let cbPoll = null;
+  let cbLoading = false;
+
+  function cbItem(o, pool) {
+    const due = Desk.el("span", { class: `muted small ${o.warning ? "warn-" + o.warning : ""}`,
+      title: o.warning_label || "" }, `${Desk.t("cb_due_at")} ${Desk.fmtDateTime(o.due_at)}`);
+    const li = Desk.el("li", { class: "cb-order", "data-order": o.id, "data-state": o.state },
+      Desk.el("div", { class: "row" },
+        Desk.el("span", { class: "badge", text: o.source_label }), " ",
+        Desk.el("span", { class: "mono cb-caller", text: o.caller || "—" }), " ",
+        Desk.el("span", { text: o.topic }), " ",
+        Desk.el("span", { class: "muted small mono", text: o.number })),
+      Desk.el("div", { class: "row small" },
+        Desk.el("span", { class: "muted", text: `${Desk.t("cb_booked")} ${Desk.fmtDateTime(o.booked_at)}` }), " ", due,
+        o.warning_label ? Desk.el("span", { class: "badge warn", text: o.warning_label }) : null));
+    if (o.audio_url) {
+      li.append(Desk.el("audio", { controls: "", preload: "none", class: "cb-audio",
+        src: `${o.audio_url}?reason=${encodeURIComponent("回拨留言")}` }));
     }
-    for (const cb of items) {
+    const row = Desk.el("div", { class: "row cb-actions" });
+    const outcome = o.last_outcome;
+    if (outcome) {
+      row.append(Desk.el("span", { class: `badge cb-outcome o-${outcome.outcome}`, "data-outcome": outcome.outcome,
+        text: Desk.t(`cbo_${outcome.outcome}`) !== `cbo_${outcome.outcome}` ? Desk.t(`cbo_${outcome.outcome}`) : outcome.label }));
+    }
+    row.append(Desk.el("span", { class: "spacer" }));
+    const acts = o.allowed_actions || [];
+    if (pool && acts.includes("assign")) {
+      row.append(Desk.el("button", { class: "btn cb-claim", type: "button", text: Desk.t("cb_claim"),
+        onclick: () => cbAct(o, "assign") }));
+    }
+    if (!pool && acts.includes("callback")) {
+      const busy = outcome && outcome.outcome === "dialing";
+      const b = Desk.el("button", { class: "btn primary cb-call", type: "button",
+        text: outcome && !busy ? Desk.t("cb_retry") : Desk.t("cb_call"), onclick: () => cbAct(o, "callback") });
+      b.disabled = !!busy;
+      row.append(b);
+    }
+    if (!pool && acts.includes("resolve")) {
+      row.append(Desk.el("button", { class: "btn cb-done", type: "button", text: Desk.t("cb_done"),
+        onclick: () => cbAct(o, "resolve", { note: Desk.t("cb_done_note") }) }));
+    }
+    li.append(row);
+    return li;
+  }
+
+  async function cbAct(o, action, body = {}) {
+    try {
+      await Desk.api("POST", `/api/workorders/${encodeURIComponent(o.id)}/actions/${action}`, body);
+      Desk.toast(Desk.t(`cb_toast_${action}`));
+    } catch (err) {
+      Desk.toast(err.code === "already_assigned" ? Desk.t("cb_taken") : err.message);
+    }
+    loadCallbacks();
+  }
+
+  let cbAgain = false;
+  async function loadCallbacks() {
+    // One load at a time; a change announced meanwhile is loaded right after (never dropped).
+    if (cbLoading) { cbAgain = true; return; }
+    cbLoading = true;
+    try {
+      do { cbAgain = false; await renderCallbacks(); } while (cbAgain);
+    } finally { cbLoading = false; }
+  }
+
+  async function renderCallbacks() {
+    const list = $("callbacks");
+    let kept = [], mine = [], pool = [];
+    const [a, b, c] = await Promise.allSettled([
+      Desk.api("GET", "/api/workorders/callbacks?scope=mine"),
+      Desk.api("GET", "/api/workorders/callbacks?scope=pool"),
+      Desk.api("GET", "/api/acd/callbacks"),
+    ]);
+    if (a.status === "fulfilled") mine = a.value.items || [];
+    if (b.status === "fulfilled") pool = b.value.items || [];
+    if (c.status === "fulfilled") kept = c.value.callbacks || [];
+    if (a.status === "rejected" && c.status === "rejected") return;
+    list.replaceChildren();
+    if (!kept.length && !mine.length && !pool.length) {
+      list.append(Desk.el("li", { class: "muted small", text: Desk.t("callbacks_empty") }));
+    }
+    for (const o of mine) list.append(cbItem(o, false));
+    if (pool.length) {
+      list.append(Desk.el("li", { class: "muted small cb-head", text: Desk.t("cb_pool") }));
+      for (const o of pool) list.append(cbItem(o, true));
+    }
+    if (kept.length) list.append(Desk.el("li", { class: "muted small cb-head", text: Desk.t("cb_kept") }));
+    for (const cb of kept) {
       list.append(Desk.el("li", { "data-call": cb.call_id },
         Desk.el("span", { class: "mono", text: cb.caller }), " ",
         Desk.el("span", { text: cb.topic || cb.queue }), " ",
         Desk.el("span", { class: "badge", text: cb.dialing ? Desk.t("cb_call") : `#${cb.position || "—"}` }), " ",
         Desk.el("span", { class: "muted mono", text: Desk.fmtDuration(cb.waiting_s || 0) })));
     }
+    // While the phones ring, the outcome comes back as an event; poll too in case it is missed.
+    const dialing = mine.some((o) => o.last_outcome && o.last_outcome.outcome === "dialing");
+    if (dialing && !cbPoll) cbPoll = setInterval(loadCallbacks, 3000);
+    if (!dialing && cbPoll) { clearInterval(cbPoll); cbPoll = null; }
   }
 
   function tick() {
@@ -585,9 +671,11 @@
       const ev = msg.event;
       if (msg.seat) applySeat(msg.seat);
       if (ev.type.startsWith("transcript.")) transcript(ev);
-      if (msg.call) applyCall(msg.call, ev);
+      // A work-order event of an old call (an assigned callback) is for the list, not a screen pop.
+      const current = state.call && msg.call && state.call.call_id === msg.call.call_id;
+      if (msg.call && (current || !ev.type.startsWith("workorder."))) applyCall(msg.call, ev);
       callEvent(ev);
-      if (ev.type.startsWith("callback.") || ev.type === "seat.state_changed") loadCallbacks();
+      if (ev.type.startsWith("callback.") || ev.type.startsWith("workorder.") || ev.type === "seat.state_changed") loadCallbacks();
     }
   }
 

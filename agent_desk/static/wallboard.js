@@ -320,10 +320,70 @@
         alerts.delete(`${ev.data.alert}:${ev.data.scope}`);
       }
       supervisionEvent(ev);
+      if (ev.type.startsWith("workorder.") || ev.type === "callback.booked") cbReload();
       ticker(ev);
       for (const [id, c] of calls) if (c.state === "ended" && Date.now() - Date.parse(c.ended_at || 0) > 60000) calls.delete(id);
     }
     schedule();
+  }
+
+  // --- callbacks to make (预约回拨与留言): supervisors assign each to a seat -----------------------
+  let cbSeats = [];
+  let cbTimer = null;
+  function cbReload() { if (!cbTimer) cbTimer = setTimeout(() => { cbTimer = null; loadCallbackOrders(); }, 300); }
+
+  // Month, day and time (Beijing): the year is this year's for anything on this list.
+  const cbFmt = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", hour12: false });
+  const cbTime = (iso) => (iso ? cbFmt.format(new Date(iso)) : "—");
+
+  async function loadCallbackOrders() {
+    let items;
+    try {
+      const data = await Desk.api("GET", "/api/workorders/callbacks?scope=open");
+      items = data.items || [];
+      if (data.seats) cbSeats = data.seats.map((s) => s.seat_id);
+    } catch (_) { return; }
+    const body = $("wb-callbacks");
+    body.replaceChildren();
+    if (!items.length) {
+      body.append(Desk.el("tr", {}, Desk.el("td", { colspan: "8", class: "empty", text: Desk.t("wb_cb_none") })));
+      return;
+    }
+    const seatIds = [...new Set([...cbSeats, ...seats.keys()])].sort();
+    for (const o of items) {
+      const actions = Desk.el("td", { class: "cb-assign" });
+      if (o.audio_url) {
+        actions.append(Desk.el("a", { class: "btn small", target: "_blank", rel: "noopener",
+          href: `${o.audio_url}?reason=${encodeURIComponent("班长分配回拨")}`, text: Desk.t("wb_cb_listen") }));
+      }
+      if (canForce && (o.allowed_actions || []).includes("assign")) {
+        const pick = Desk.el("select", { "aria-label": Desk.t("wb_cb_seat"), class: "cb-seat" },
+          ...seatIds.map((id) => Desk.el("option", { value: id, text: id })));
+        if (o.seat_id) pick.value = o.seat_id;
+        const go = Desk.el("button", { class: "btn small cb-assign-btn", type: "button", text: Desk.t("wb_cb_assign") });
+        go.addEventListener("click", async () => {
+          try {
+            await Desk.api("POST", `/api/workorders/${encodeURIComponent(o.id)}/actions/assign`, { seat_id: pick.value });
+            Desk.toast(`${Desk.t("wb_cb_assigned")} → ${pick.value}`);
+          } catch (err) { Desk.toast(err.message); }
+          loadCallbackOrders();
+        });
+        actions.append(pick, go);
+      }
+      const outcome = o.last_outcome;
+      body.append(Desk.el("tr", { "data-order": o.id },
+        Desk.el("td", {}, Desk.el("div", { class: "mono", text: o.number }),
+          Desk.el("div", { class: "muted small", text: o.source_label })),
+        Desk.el("td", { class: "mono", text: o.caller || "—" }),
+        Desk.el("td", { text: o.topic }),
+        Desk.el("td", { text: cbTime(o.booked_at) }),
+        Desk.el("td", { class: o.warning === "overdue" ? "cell-bad" : o.warning ? "cell-warn" : "",
+          title: o.warning_label || "", text: cbTime(o.due_at) }),
+        Desk.el("td", { class: "mono cb-seat-now", text: o.seat_id || "—" }),
+        Desk.el("td", { text: outcome ? outcome.label : "—" }),
+        actions));
+    }
   }
 
   function showTargets() {
@@ -365,6 +425,7 @@
     refreshOnline(); setInterval(refreshOnline, 30000);
     showTargets();
     loadKpi();
+    loadCallbackOrders(); setInterval(loadCallbackOrders, 20000);
     render();
     new LiveSocket(onMessage).connect();
   }

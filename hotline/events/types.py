@@ -190,6 +190,9 @@ class EventType(StrEnum):
     WORKORDER_CLOSE = "workorder.close"  # + note
     WORKORDER_REOPEN = "workorder.reopen"  # + reason, due_at
     WORKORDER_NOTE = "workorder.note"  # + text
+    # A callback request / voice message put at a seat. data: + seat_id, previous_seat_id,
+    # assignee, kind (claim: the seat lawyer took it | assign: a supervisor gave it)
+    WORKORDER_ASSIGN = "workorder.assign"
     # SLA warning (预警). data: + level (near_due|overdue), label, state, topic, due_at,
     # remaining_s, dispatched_to
     WORKORDER_WARNING = "workorder.warning"

@@ -132,6 +132,14 @@ def _expected_ok(state: State, action: Action, actor: Actor) -> bool:
     if action not in TRANSITIONS[state]:
         return False
     if action in allowed_actions(state, actor.role):
+        if action is Action.ASSIGN:
+            return False  # these orders are from calls: only callback orders are assigned
+        if actor.role is Role.SEAT_LAWYER and (state, action) in {
+            (State.CLAIMED, Action.CALLBACK),
+            (State.IN_PROGRESS, Action.CALLBACK),
+            (State.IN_PROGRESS, Action.RESOLVE),
+        }:
+            return False  # a seat acts as the handler only on callback orders at its seat
         if actor.role is Role.HANDLER and action in {
             Action.CLAIM,
             Action.RETURN,
@@ -308,3 +316,66 @@ def test_random_walks_follow_the_table_and_log_every_change(steps: list) -> None
         assert actor.role is not Role.AUDITOR
         order = result.order
         assert order.due_at > order.clock_started_at
+
+
+# --- the callback list: assign / claim, the seat as handler, the callback due time ------------
+SEAT_AT_S1 = Actor("law1", Role.SEAT_LAWYER, unit="s1")
+SEAT_AT_S2 = Actor("law2", Role.SEAT_LAWYER, unit="s2")
+
+
+def _booked(topic: str = "劳动争议") -> WorkOrder:
+    return create("wo-cb", topic, SYSTEM, T0, call_id="b1", source="callback_request").order
+
+
+def test_a_booked_callback_is_due_by_the_callback_time_then_by_the_topic() -> None:
+    order = _booked()
+    assert order.due_at == T0 + DEFAULT_SLA.callback_within  # 24 h < 劳动争议's 48 h
+    short = SlaPolicy(callback_within=timedelta(hours=2))
+    assert create("x", "劳动争议", SYSTEM, T0, source="voice_message", sla=short).order.due_at == (
+        T0 + timedelta(hours=2)
+    )
+    assert create("x", "劳动争议", SEAT, T0, sla=short).order.due_at == T0 + timedelta(hours=48)
+    order = apply(order, Action.ASSIGN, SUPERVISOR, T0, seat_id="s1").order
+    reached = apply(order, Action.CALLBACK, SEAT_AT_S1, T0 + timedelta(hours=1))
+    assert reached.order.due_at == T0 + timedelta(hours=48)
+    assert reached.log.data["due_at"] == (T0 + timedelta(hours=48)).isoformat()
+    with pytest.raises(ValueError, match="callback_within"):
+        SlaPolicy(callback_within=timedelta(0))
+
+
+def test_assign_and_claim_rules() -> None:
+    order = _booked()
+    assigned = apply(order, Action.ASSIGN, SUPERVISOR, T0, seat_id="s1")
+    assert assigned.order.state is State.CLAIMED and assigned.order.seat_id == "s1"
+    assert assigned.log.type == "workorder.assign"
+    assert assigned.log.data["kind"] == "assign" and assigned.log.data["seat_id"] == "s1"
+    claimed = apply(order, Action.ASSIGN, SEAT_AT_S1, T0, seat_id="s1")
+    assert claimed.order.claimed_by == "law1" and claimed.log.data["kind"] == "claim"
+    with pytest.raises(TransitionError, match="only claim for their own seat"):
+        apply(order, Action.ASSIGN, SEAT_AT_S1, T0, seat_id="s2")
+    with pytest.raises(MissingDetail):
+        apply(order, Action.ASSIGN, SUPERVISOR, T0)
+    # Held: only a supervisor re-assigns (改派).
+    with pytest.raises(TransitionError, match="role not allowed"):
+        apply(claimed.order, Action.ASSIGN, SEAT_AT_S2, T0, seat_id="s2")
+    moved = apply(claimed.order, Action.ASSIGN, SUPERVISOR, T0, seat_id="s2")
+    assert moved.order.seat_id == "s2" and moved.log.data["previous_seat_id"] == "s1"
+    # Orders of calls are never assigned.
+    with pytest.raises(TransitionError, match="only callback requests"):
+        apply(_new(), Action.ASSIGN, SUPERVISOR, T0, seat_id="s1")
+
+
+def test_only_the_seat_holding_a_callback_calls_back_and_resolves() -> None:
+    order = apply(_booked(), Action.ASSIGN, SUPERVISOR, T0, seat_id="s1").order
+    with pytest.raises(TransitionError, match="held at the seat"):
+        apply(order, Action.CALLBACK, SEAT_AT_S2, T0)
+    order = apply(order, Action.CALLBACK, SEAT_AT_S1, T0).order
+    assert order.state is State.IN_PROGRESS and order.callbacks == 1
+    with pytest.raises(TransitionError, match="held at the seat"):
+        apply(order, Action.RESOLVE, SEAT_AT_S2, T0)
+    assert apply(order, Action.RESOLVE, SEAT_AT_S1, T0).order.state is State.RESOLVED
+    # An agency's order from the seat's own call stays the handler's.
+    agency = _at_state(State.CLAIMED)
+    seat7 = Actor("seat-7", Role.SEAT_LAWYER, unit=agency.seat_id)
+    with pytest.raises(TransitionError):
+        apply(agency, Action.CALLBACK, seat7, T0)
