@@ -150,6 +150,26 @@ class AcdSettings(_Section):
 
 class SpeechSettings(_Section):
     model_path: Path | None = Field(None, description="Vosk model directory")
+    workers: int = Field(1, ge=1, description="recogniser processes (each loads the model once)")
+    live_streams: int = Field(
+        4,
+        ge=0,
+        description="live recogniser streams at once, one per party (a call with caller and "
+        "lawyer transcribed takes two; about 4 streams per core with a small model); calls "
+        "without one, and all when 0, are transcribed from the recording after the call",
+    )
+    nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="CPU niceness of the recogniser processes: call audio in Asterisk and "
+        "the service come first, transcription uses the CPU they leave",
+    )
+    record_calls: bool = Field(
+        True,
+        description="record connected calls (a 12348 hotline records every call; false only "
+        "to measure what recording costs in bench/load.py)",
+    )
 
 
 class Settings(BaseSettings):

@@ -119,6 +119,10 @@ class HotlineService:
             runtime_dir=settings.runtime_path,
             model_path=default_model_path(settings),
             bus=self.bus,
+            workers=settings.speech.workers,
+            live_streams=settings.speech.live_streams,
+            nice=settings.speech.nice,
+            record_calls=settings.speech.record_calls,
         )
         self.calls.on_message_recorded = self._store_message
         self.workorders = WorkOrderService(

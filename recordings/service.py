@@ -13,7 +13,8 @@ each party, ``tap(ari, call_id, channel_id, speaker)``; when the recording finis
 
 Live or post-call, never nothing. ``tap`` asks the pool for a live slot. It returns a
 ``LiveTap`` when it got one, or ``None`` after logging ``transcript.deferred`` with the reason:
-``saturated`` (all slots busy), ``no_model`` (no model: the hotline runs on without live
+``saturated`` (all ``speech.live_streams`` slots busy), ``live_off`` (``live_streams: 0``),
+``no_model`` (no model: the hotline runs on without live
 text), ``tap_failed`` (Asterisk refused the snoop/externalMedia), ``worker_failed`` (a worker
 died mid-call; its streams fail and this path takes over). A deferred call's recording is
 marked ``transcript_state=pending`` when it is stored (or at once if it is already stored),
@@ -119,6 +120,9 @@ class RecordingService:
         keyring: crypto.KeyRing | None = None,
         workers: int = 1,
         streams_per_worker: int = 4,
+        live_streams: int | None = None,
+        nice: int = 0,
+        record_calls: bool = True,
         post_call_streams: int = 1,
         policy: RetentionPolicy | None = None,
         audiosocket_host: str = "127.0.0.1",
@@ -136,7 +140,14 @@ class RecordingService:
             policy=policy,
         )
         self.access = RecordingAccess(self.store, event_log)
-        self.pool = SpeechPool(model_path, workers=workers, streams_per_worker=streams_per_worker)
+        self.pool = SpeechPool(
+            model_path,
+            workers=workers,
+            streams_per_worker=streams_per_worker,
+            max_live=live_streams,
+            nice=nice,
+        )
+        self.record_calls = record_calls
         self.audiosocket = AudioSocketServer(audiosocket_host, audiosocket_port)
         self.post_call_streams = post_call_streams
         self.live_available = False
@@ -209,6 +220,8 @@ class RecordingService:
     ) -> str:
         """Record the bridge's mix (both parties) into Asterisk's recording dir; the name."""
         name = name or f"call-{uuid.uuid4().hex}"
+        if not self.record_calls:  # speech.record_calls: false, only to measure its cost
+            return name
         await ari.record_bridge(bridge_id, name, "wav", if_exists="overwrite")
         self.event_log.append(
             call_id,
@@ -268,6 +281,9 @@ class RecordingService:
         speaker = Speaker(speaker)
         if not self.live_available:
             self._defer(call_id, speaker, "no_model")
+            return None
+        if self.pool.max_live == 0:
+            self._defer(call_id, speaker, "live_off")
             return None
         try:
             stream = self.pool.open_stream(live=True)

@@ -9,9 +9,12 @@ stream. The event loop only moves bytes: nothing here blocks it.
 
 Streams. ``SpeechPool.open_stream()`` gives a ``SpeechStream`` on the least-loaded worker.
 Live streams are bounded: at most ``streams_per_worker`` per worker (about what one core
-keeps up with in real time). When every live slot is taken ``open_stream`` raises
-``Saturated`` at once, so the caller can defer that call to post-call transcription instead of
-waiting or overloading the workers; no audio is ever queued for a stream that has no slot.
+keeps up with in real time) and at most ``max_live`` in all (``speech.live_streams``: live
+transcription of every call cannot scale, at about 4 streams per core, so the rest of the calls
+are transcribed from their recording after the call). When every live slot is taken
+``open_stream`` raises ``Saturated`` at once, so the caller can defer that call to post-call
+transcription instead of waiting or overloading the workers; no audio is ever queued for a
+stream that has no slot.
 File streams (post-call) are not counted against live slots; they are paced instead: at most
 ``window`` chunks in flight, the next one is sent only when the worker has acknowledged the
 last, so a file uses the CPU the live streams leave and delays a live stream's chunk by at most
@@ -22,6 +25,10 @@ messages). Results come back as they are made: ``on_partial(text)`` (live stream
 the guess changes) and ``on_segment(Segment)`` for each final utterance with start/end seconds
 from the start of the stream. ``finish()`` flushes, asks for the last result and returns a
 ``StreamResult`` once the worker is done with the stream; only then is the slot free.
+
+Workers run at CPU niceness ``nice`` (``speech.nice``): recognition, live or post-call, uses
+the CPU that Asterisk's media and the service leave, so a busy recogniser delays a transcript,
+never a caller's audio.
 
 Failures are never silent: if a worker dies, each of its streams fails (``StreamFailed`` from
 ``finish()`` and ``on_failed(reason)``), the pool starts a replacement, and the owner
@@ -300,6 +307,8 @@ class SpeechPool:
         *,
         workers: int = 1,
         streams_per_worker: int = 4,
+        max_live: int | None = None,
+        nice: int = 0,
         chunk_s: float = 0.2,
         start_timeout: float = 60.0,
         restart: bool = True,
@@ -307,9 +316,13 @@ class SpeechPool:
     ) -> None:
         if workers < 1 or streams_per_worker < 1:
             raise ValueError("need at least one worker and one stream per worker")
+        if max_live is not None and max_live < 0:
+            raise ValueError("max_live must be >= 0")
         self.model_path = model_path
         self.n_workers = workers
         self.streams_per_worker = streams_per_worker
+        self.max_live = max_live
+        self.nice = nice
         self.chunk_s = chunk_s
         self.start_timeout = start_timeout
         self.restart = restart
@@ -327,7 +340,8 @@ class SpeechPool:
     @property
     def capacity(self) -> int:
         """Live streams the pool takes at once."""
-        return self.streams_per_worker * sum(1 for w in self.workers if w.alive)
+        slots = self.streams_per_worker * sum(1 for w in self.workers if w.alive)
+        return slots if self.max_live is None else min(slots, self.max_live)
 
     @property
     def live_streams(self) -> int:
@@ -364,6 +378,8 @@ class SpeechPool:
             "recordings.stt",
             "--model",
             str(self.model_path),
+            "--nice",
+            str(self.nice),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -405,7 +421,7 @@ class SpeechPool:
             raise SpeechUnavailable("no speech worker is running")
         if live:
             alive = [w for w in alive if w.live < self.streams_per_worker]
-            if not alive:
+            if not alive or self.live_streams >= self.capacity:
                 self.refused += 1
                 raise Saturated(f"all {self.capacity} live transcription slots are busy")
         worker = min(alive, key=lambda w: (w.live, len(w.streams), w.index))
@@ -589,8 +605,12 @@ def _segment_of(result: dict[str, Any], position_s: float) -> dict[str, Any] | N
     return {"text": text, "start": round(start, 3), "end": round(end, 3)}
 
 
-def worker_main(model_path: str) -> int:
+def worker_main(model_path: str, nice: int = 0) -> int:
     """The worker process: load the model once, then serve streams until QUIT or EOF."""
+    if nice > 0:
+        # Below Asterisk and the service: a busy recogniser must never delay call audio.
+        with contextlib.suppress(OSError):
+            os.nice(nice)
     out = sys.stdout.buffer
     inp = sys.stdin.buffer
 
@@ -675,8 +695,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Vosk recogniser worker (internal)")
     parser.add_argument("--model", required=True)
+    parser.add_argument("--nice", type=int, default=0, help="lower the worker's CPU priority")
     args = parser.parse_args(argv)
-    return worker_main(args.model)
+    return worker_main(args.model, args.nice)
 
 
 if __name__ == "__main__":

@@ -135,13 +135,19 @@ def compare_command(ctx: click.Context, run_dir: Path, database_url: str | None)
     table = Table(title=f"ground truth vs hotline ({result.matched} calls matched)")
     for col in ("count", "truth", "hotline", ""):
         table.add_column(col, justify="right" if col in ("truth", "hotline") else "left")
+    differs = set(result.count_differences)
     for name, (t, h) in result.counts.items():
-        table.add_row(name, str(t), str(h), "" if t == h else "[red]DIFFERS[/red]")
+        note = "[red]DIFFERS[/red]" if name in differs else ""
+        if t != h and name not in differs:
+            note = f"(within the wait tolerance: {result.tolerated[name]} borderline call(s))"
+        table.add_row(name, str(t), str(h), note)
     for name, (t, h) in result.informational.items():
         table.add_row(name, str(t), str(h), "(not compared: wait definitions differ)")
     for name, (t, h) in result.rates.items():
         table.add_row(name, _fmt(t), _fmt(h), "")
     console.print(table)
+    for path, seconds in sorted(result.connect_s.items()):
+        console.print(f"path {path}: queue entry = last key + {seconds:.2f} s (connecting prompt)")
     for mismatch in result.mismatches[:50]:
         console.print(f"[red]✗[/red] {mismatch}")
     if len(result.mismatches) > 50:

@@ -276,10 +276,10 @@ class SeatAgent:
         )
         gone = asyncio.create_task(self.phone.wait_event("disconnected", timeout=10, call=cid))
         done, _ = await asyncio.wait([ok, gone], return_when=asyncio.FIRST_COMPLETED)
-        if ok in done and ok.exception() is None:
-            gone.cancel()
-            return ok.result()
-        ok.cancel()
-        if not gone.done():
-            gone.cancel()
-        return None
+        confirmed = ok in done and ok.exception() is None
+        for task in (ok, gone):
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled():
+                task.exception()  # retrieved: a timeout of the loser is not an error
+        return ok.result() if confirmed else None

@@ -9,7 +9,14 @@ Nothing here reads the hotline's database: ``sim.compare`` does that and holds t
 Definitions (the same as DESIGN.md's KPIs, applied to what the caller and the seat saw):
 
 * *asked for a seat*: the caller finished a menu path that leads to a queue (``queue`` set)
-  and was still on the line. The wait starts at the last key.
+  and was still on the line. ``asked_at`` is the last key: the one moment of the request the
+  caller itself makes.
+* *queue entry* (the KPI's clock, DESIGN.md: wait counts from queue entry, not from the IVR):
+  the moment the caller starts hearing the queue, i.e. after the hotline's "connecting" prompt
+  that follows the last key. The caller cannot tell it apart from its own side without
+  analysing audio, so the truth keeps ``asked_at`` and :func:`on_kpi_clock` moves a call onto
+  the KPI's clock given the connecting prompt's length (``sim.compare`` measures it per menu
+  path); a caller who hung up during that prompt never reached the queue on that clock.
 * *answered*: a seat's phone answered (its 200 OK confirmed) before the caller hung up.
 * *abandoned*: asked for a seat, not answered, and the caller hung up (not after a callback).
 * answer rate and abandonment exclude short abandons (< ``short_abandon_s``); service level
@@ -105,6 +112,21 @@ class TruthCall:
         values["keys_pressed"] = [tuple(x) for x in values.get("keys_pressed", [])]
         values["offers"] = [tuple(x) for x in values.get("offers", [])]
         return cls(**values)
+
+
+def on_kpi_clock(call: TruthCall, connect_s: float | None) -> TruthCall:
+    """The call with ``asked_at`` moved to queue entry: last key + ``connect_s`` (the length of
+    the connecting prompt the caller heard). A caller gone before then never asked for a seat
+    on this clock; ``connect_s`` None leaves the call as it is."""
+    if call.asked_at is None or connect_s is None:
+        return call
+    moved = TruthCall.from_json(call.to_json())
+    queued_at = call.asked_at + connect_s
+    if call.answered_at is None and call.ended_at is not None and call.ended_at < queued_at:
+        moved.asked_at = None
+    else:
+        moved.asked_at = queued_at
+    return moved
 
 
 def _ratio(num: int, den: int) -> float | None:

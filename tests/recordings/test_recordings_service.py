@@ -70,3 +70,46 @@ async def test_without_a_model_calls_are_recorded_and_transcribed_once_one_exist
         assert service.store.get(info.id).transcript_state == TranscriptState.DONE
     segments = segments_for_call(sqlite_db.engine, "call-x")
     assert segments and {s["speaker"] for s in segments} == {"mixed"}
+
+
+async def test_live_streams_zero_transcribes_every_call_after_it_from_the_recording(
+    sqlite_db: DbTarget, event_log: CallEventLog, tmp_path: Path, ko_model: Path, ko_speech: Path
+) -> None:
+    """``speech.live_streams: 0``: no tap is made (ARI untouched), each party's deferral is
+    logged as ``live_off`` and the stored recording is transcribed after the call."""
+    clear = tmp_path / "call.wav"
+    shutil.copy(ko_speech, clear)
+    async with RecordingService(
+        sqlite_db.engine, event_log, runtime_dir=tmp_path / "rt", model_path=ko_model,
+        live_streams=0,
+    ) as service:  # fmt: skip
+        assert service.live_available
+        for speaker in ("caller", "seat"):
+            assert await service.tap(None, "call-off", "chan-1", speaker) is None  # type: ignore[arg-type]
+        info = await service.store_recording("call-off", "call", clear)
+        async with asyncio.timeout(60):
+            await service.wait_post_call_idle()
+        assert service.store.get(info.id).transcript_state == TranscriptState.DONE
+    await event_log.flush()
+    events = events_for_call(sqlite_db.engine, "call-off")
+    deferred = [e.data for e in events if e.type == EventType.TRANSCRIPT_DEFERRED]
+    assert deferred == [{"speaker": "caller", "reason": "live_off"},
+                        {"speaker": "seat", "reason": "live_off"}]  # fmt: skip
+    segments = segments_for_call(sqlite_db.engine, "call-off")
+    assert segments and {(s["source"], s["recording_id"]) for s in segments} == {
+        ("post_call", info.id)
+    }
+
+
+async def test_record_calls_false_records_nothing(
+    sqlite_db: DbTarget, event_log: CallEventLog, tmp_path: Path
+) -> None:
+    """The benchmark's switch (``speech.record_calls: false``): no ARI request, no event."""
+    async with RecordingService(
+        sqlite_db.engine, event_log, runtime_dir=tmp_path / "rt", model_path=None,
+        record_calls=False,
+    ) as service:  # fmt: skip
+        name = await service.start_call_recording(None, "bridge-1", "call-norec")  # type: ignore[arg-type]
+        assert name.startswith("call-")
+    await event_log.flush()
+    assert events_for_call(sqlite_db.engine, "call-norec") == []

@@ -101,3 +101,25 @@ async def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelMissing, match="not a Vosk model"):
         await SpeechPool(tmp_path / "empty").start()
+
+
+def _niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+async def test_live_streams_are_capped_in_all_and_workers_yield_the_cpu(ko_model: Path) -> None:
+    """``speech.live_streams`` bounds live streams across workers (the rest of the calls go to
+    post-call), and the recognisers run below the call audio's priority (``speech.nice``)."""
+    async with SpeechPool(ko_model, workers=1, streams_per_worker=4, max_live=2, nice=7) as pool:
+        assert pool.capacity == 2
+        first, second = pool.open_stream(live=True), pool.open_stream(live=True)
+        with pytest.raises(Saturated):
+            pool.open_stream(live=True)
+        assert _niceness(pool.pids[0]) - _niceness(os.getpid()) == 7
+        first.abort()
+        pool.open_stream(live=True).abort()  # the freed slot is taken again
+        second.abort()
+    async with SpeechPool(ko_model, workers=1, max_live=0) as pool:
+        assert pool.capacity == 0
+        with pytest.raises(Saturated):
+            pool.open_stream(live=True)

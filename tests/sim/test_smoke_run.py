@@ -38,3 +38,8 @@ async def test_smoke_ground_truth_matches_the_event_log(tmp_path):
     details = "\n".join(str(m) for m in comparison.mismatches)
     assert comparison.ok, f"{comparison.counts}\n{details}\n--- service log ---\n{log_tail}"
     assert comparison.counts["answered"][0] == result.kpis["answered"]
+    # Waits were compared on the KPI's clock: queue entry = last key + the connecting prompt,
+    # whose length was measured for each path that reached a queue.
+    queued_paths = {c.path for c in calls if c.asked_at is not None}
+    assert set(comparison.connect_s) == queued_paths, comparison.connect_s
+    assert all(0.0 <= s <= 12.0 for s in comparison.connect_s.values()), comparison.connect_s
