@@ -143,6 +143,10 @@ def compare_command(ctx: click.Context, run_dir: Path, database_url: str | None)
         table.add_row(name, str(t), str(h), note)
     for name, (t, h) in result.informational.items():
         table.add_row(name, str(t), str(h), "(not compared: wait definitions differ)")
+    for name, (t, h) in result.report.items():
+        differs_in_report = f"report {name}" in differs
+        note = "[red]DIFFERS[/red]" if differs_in_report else "(KPI report's rollups)"
+        table.add_row(f"report: {name}", str(t), str(h), note)
     for name, (t, h) in result.rates.items():
         table.add_row(name, _fmt(t), _fmt(h), "")
     console.print(table)

@@ -22,6 +22,12 @@ on both sides: a caller who hung up during the connecting prompt never asked for
 short abandons (< ``short_abandon_s`` of wait) are compared like the other counts, except that
 a difference is tolerated for calls whose wait lies within ``WAIT_TOLERANCE_S`` of the line.
 
+The report. The same counts are also read the way every KPI report reads them: the rollups are
+brought up to date with the log (``kpi.rollup.ingest_all``, as ``hotline report`` does) and the
+counters each matched call contributes to the report's rollup rows are summed from the calls'
+stored facts (``kpi_calls``, ``kpi.rollup.contribution``). ``report`` holds (truth, report) per
+count; a difference fails the comparison like any other.
+
 Per call, exactly: reached the hotline, asked for a seat, the queue, answered and by which
 seat, abandoned, callback requested, survey answer, special group, origin. With tolerances:
 talk time (both sides see the same SIP dialogue, ``TALK_TOLERANCE_S``) and wait on the KPI
@@ -37,14 +43,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from hotline.db import make_engine
 from hotline.events.log import calls_between
 from hotline.events.types import CallEvent
-from kpi import formulas
+from kpi import formulas, rollup
 from kpi.derive import derive, events_of_calls
 from kpi.facts import CallFacts
+from kpi.models import KpiCall
 from sim.truth import TruthCall, load_run, on_kpi_clock, true_kpis
 
 TALK_TOLERANCE_S = 1.5
@@ -100,6 +107,19 @@ class HotlineCall:
         return any(e.type == "call.answered" for e in self.events)
 
 
+# Truth's counts against the report's counters (``kpi.rollup.contribution``).
+REPORT_COUNTERS: dict[str, tuple[str, ...]] = {
+    "asked_for_seat": ("offered",),
+    "answered": ("answered",),
+    "abandoned": ("abandoned_all",),
+    "short_abandoned": ("short_abandoned",),
+    "callback_requested": ("callback_requested",),
+    "transferred_in": ("transferred_in",),
+    "survey_good": ("good",),  # 满意 + 基本满意
+    "survey_dissatisfied": ("dissatisfied",),
+}
+
+
 @dataclass
 class Comparison:
     run_dir: Path
@@ -110,11 +130,15 @@ class Comparison:
     informational: dict[str, tuple[int, int]] = field(default_factory=dict)
     connect_s: dict[str, float] = field(default_factory=dict)  # menu path -> prompt length
     tolerated: dict[str, int] = field(default_factory=dict)  # count -> borderline calls
+    report: dict[str, tuple[int, int]] = field(default_factory=dict)  # (truth, KPI report)
 
     @property
     def count_differences(self) -> list[str]:
+        both = [*self.counts.items(), *((f"report {n}", v) for n, v in self.report.items())]
         return [
-            name for name, (t, h) in self.counts.items() if abs(t - h) > self.tolerated.get(name, 0)
+            name
+            for name, (t, h) in both
+            if abs(t - h) > self.tolerated.get(name.removeprefix("report "), 0)
         ]
 
     @property
@@ -246,6 +270,23 @@ def _check_call(truth: TruthCall, call: HotlineCall | None) -> list[Mismatch]:
     return out
 
 
+def report_counters(engine: Engine, call_ids: list[str], th: formulas.Thresholds) -> dict[str, int]:
+    """What these calls add to the KPI report's rollups, after catching up with the log."""
+    th = rollup.built_with(engine) or th
+    rollup.ingest_all(engine, th)
+    totals: dict[str, int] = defaultdict(int)
+    table = KpiCall.__table__
+    with engine.connect() as conn:
+        for start in range(0, len(call_ids), 500):
+            chunk = call_ids[start : start + 500]
+            query = select(table.c.facts).where(table.c.call_id.in_(chunk))
+            for (stored,) in conn.execute(query):
+                added = rollup.contribution(rollup.facts_from_json(stored), th) or {}
+                for name, value in added.items():
+                    totals[name] += value
+    return dict(totals)
+
+
 def compare(run_dir: Path, engine: Engine | None = None) -> Comparison:
     """Compare a finished run with the hotline's event log (see the module docstring)."""
     info, truths = load_run(run_dir)
@@ -261,11 +302,14 @@ def compare(run_dir: Path, engine: Engine | None = None) -> Comparison:
         end = datetime.fromisoformat(info["ended_at"]) + WINDOW_AFTER
         ours = {t.masked for t in truths}
         calls = [c for c in hotline_calls(engine, start, end) if c.masked in ours]
+        short = float(target.get("short_abandon_s", 5.0))
+        sl = float(target.get("service_level_s", 15.0))
+        counters = report_counters(
+            engine, [c.call_id for c in calls], formulas.Thresholds(short, sl)
+        )
     finally:
         if own_engine:
             engine.dispose()
-    short = float(target.get("short_abandon_s", 5.0))
-    sl = float(target.get("service_level_s", 15.0))
     pairs = match(truths, calls)
     connect_s, mismatches = connecting_prompts(pairs)
     # The truth on the KPI's clock: waits from queue entry (see the module docstring).
@@ -293,5 +337,12 @@ def compare(run_dir: Path, engine: Engine | None = None) -> Comparison:
     borderline = sum(
         1 for t in truths if t.abandoned and abs((t.wait_s or 0.0) - short) <= WAIT_TOLERANCE_S
     )
+    truth_kpis["survey_good"] = (
+        truth_kpis["survey_satisfied"] + truth_kpis["survey_basically_satisfied"]
+    )
+    report = {
+        name: (int(truth_kpis[name]), sum(counters.get(c, 0) for c in names))
+        for name, names in REPORT_COUNTERS.items()
+    }
     return Comparison(run_dir, counts, rates, mismatches, len(matched_ids), info, connect_s,
-                      {"short_abandoned": borderline})  # fmt: skip
+                      {"short_abandoned": borderline}, report)  # fmt: skip
