@@ -138,6 +138,8 @@ _TARGET = re.compile(r"^(queue|seat|number):(\S{1,64})$")
 _NUMBER = re.compile(r"^\+?[0-9]{2,20}$")
 # How long the core gives a consultation or conference target to answer before we give up.
 PARTY_RING_S = 30
+# The survey waits at most this long for the caller to leave the destroyed call bridge.
+SURVEY_BRIDGE_WAIT_S = 1.0
 # A work-order callback: how long the caller's phone may ring.
 WORKORDER_CALLEE_RING_S = 45
 
@@ -292,6 +294,10 @@ class AcdService:
         # Features outside this class that own Asterisk objects of live calls (supervisors'
         # lines and snoops): asked by ``owns`` so that reconciliation leaves them alone.
         self.object_owners: list[Callable[[str], bool]] = []
+        # Callers whose seat hung up, by channel: the survey starts once the caller has left
+        # the call's bridge (a prompt started while the bridge is being torn down can lose its
+        # PlaybackFinished: the caller would sit in silence until the playback watchdog).
+        self._survey_after_bridge: dict[str, tuple[QueuedCall, asyncio.TimerHandle]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._leg_causes: dict[str, int] = {}  # Q.850 cause from a leg's hang-up request
         self._direct: dict[str, DirectCall] = {}  # work-order callbacks by call id
@@ -961,6 +967,12 @@ class AcdService:
             return
         if not isinstance(event, ari.ChannelEvent):
             return
+        if isinstance(event, ari.ChannelLeftBridge | ari.StasisEnd | ari.ChannelDestroyed):
+            pending = self._survey_after_bridge.pop(event.channel.id, None)
+            if pending is not None:
+                pending[1].cancel()
+                if isinstance(event, ari.ChannelLeftBridge):
+                    await self._survey(pending[0])
         leg = self.legs.get(event.channel.id)
         if leg is None:
             return
@@ -1024,7 +1036,20 @@ class AcdService:
             if call.caller_channel != call.session.channel_id:
                 await self._hangup(call.caller_channel)  # a called-back caller: no survey
             else:
-                await self._survey(call)
+                self._survey_when_out_of_bridge(call)
+
+    def _survey_when_out_of_bridge(self, call: QueuedCall) -> None:
+        """Start the survey on the caller's ChannelLeftBridge (the bridge was just destroyed),
+        or after SURVEY_BRIDGE_WAIT_S if that event never comes (the caller was not in one)."""
+        channel = call.session.channel_id
+
+        def fallback() -> None:
+            if self._survey_after_bridge.pop(channel, None) is not None:
+                task = asyncio.create_task(self._survey(call))
+                task.add_done_callback(_log_task_error)
+
+        timer = asyncio.get_running_loop().call_later(SURVEY_BRIDGE_WAIT_S, fallback)
+        self._survey_after_bridge[channel] = (call, timer)
 
     async def _survey(self, call: QueuedCall) -> None:
         """The seat hung up: the caller stays for the satisfaction survey (满意度评价)."""
