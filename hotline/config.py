@@ -172,6 +172,16 @@ class SpeechSettings(_Section):
     )
 
 
+class WorkOrderSettings(_Section):
+    callback_within_h: float = Field(
+        24.0,
+        gt=0,
+        le=24 * 30,
+        description="hours within which a booked callback or voice message must be called "
+        "back (回拨时限); the SLA warnings count from it",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HOTLINE_", env_nested_delimiter="__", extra="forbid"
@@ -187,6 +197,7 @@ class Settings(BaseSettings):
     acd: AcdSettings = Field(default_factory=AcdSettings)
     kpi: KpiSettings = Field(default_factory=KpiSettings)
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
+    workorders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
 
     @classmethod
     def settings_customise_sources(

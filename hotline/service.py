@@ -13,6 +13,8 @@ import logging
 import signal
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import replace
+from datetime import timedelta
 
 from aiohttp import web
 from sqlalchemy import Engine, select
@@ -44,6 +46,7 @@ from recordings import http as recordings_http
 from recordings.models_fetch import default_model_path
 from recordings.service import RecordingService
 from workorders import http as workorders_http
+from workorders.lifecycle import DEFAULT_SLA
 from workorders.service import WorkOrderService
 
 log = logging.getLogger(__name__)
@@ -126,7 +129,14 @@ class HotlineService:
         )
         self.calls.on_message_recorded = self._store_message
         self.workorders = WorkOrderService(
-            self.engine, self.event_log, self.bus, settings.runtime_path, self.recordings
+            self.engine,
+            self.event_log,
+            self.bus,
+            settings.runtime_path,
+            self.recordings,
+            sla=replace(
+                DEFAULT_SLA, callback_within=timedelta(hours=settings.workorders.callback_within_h)
+            ),
         )
         self.calls.on_caller = self.workorders.remember_caller
         # 有危难打110: the caller's live transcript watched for emergency words (desk banner).

@@ -41,6 +41,7 @@ def test_environment_overrides_the_file(tmp_path, monkeypatch):
         ("asterisk:\n  rtp_start: 2000\n  rtp_end: 1500\n", "asterisk", "rtp_end must be greater"),
         ("asterisk:\n  trunk_addresses: [300.1.1.1]\n", "asterisk.trunk_addresses", "does not"),
         ("log_level: LOUD\n", "log_level", "Input should be"),
+        ("workorders:\n  callback_within_h: 0\n", "workorders.callback_within_h", "greater than 0"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, text, key, problem):
@@ -71,3 +72,19 @@ def test_cli_exits_non_zero_with_the_message(tmp_path):
     assert result.returncode == 2
     assert "service.port" in result.stderr and "valid integer" in result.stderr
     assert result.stdout == ""
+
+
+def test_the_callback_time_limit_reaches_the_work_orders(tmp_path):
+    from datetime import timedelta
+
+    from hotline.secrets import load_or_create
+    from hotline.service import HotlineService
+
+    settings = load_settings(write(tmp_path, "workorders:\n  callback_within_h: 2.5\n"))
+    settings = settings.model_copy(update={"runtime_dir": tmp_path / "runtime"})
+    settings.runtime_path.mkdir(parents=True)
+    service = HotlineService(settings, load_or_create(settings.runtime_path), sounds_path="/s")
+    try:
+        assert service.workorders.sla.callback_within == timedelta(hours=2.5)
+    finally:
+        service.engine.dispose()
