@@ -227,7 +227,18 @@ class AriClient:
         return await self.request("GET", f"/channels/{_seg(channel_id)}")
 
     async def answer(self, channel_id: str) -> None:
-        await self.request("POST", f"/channels/{_seg(channel_id)}/answer")
+        """Answer; asked twice if the first reply does not come (answering is idempotent).
+
+        Asterisk answers on the channel's SIP thread. When that thread is stalled (issue #5: a
+        DNS timeout blocked it 5 s at a time) the channel is answered after our timeout; a
+        caller given up on here would be left answered in our app with nobody driving the call.
+        """
+        path = f"/channels/{_seg(channel_id)}/answer"
+        try:
+            await self.request("POST", path)
+        except AriUnavailable as exc:
+            log.warning("%s; asking again", exc)
+            await self.request("POST", path)
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         """Reason: normal, busy, congestion, no_answer, unallocated, rejected, ..."""

@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -175,6 +176,29 @@ def _ids_from_passwd(passwd: Path, user: str) -> tuple[int, int] | None:
         if len(parts) >= 4 and parts[0] == user:
             return int(parts[2]), int(parts[3])
     return None
+
+
+def hosts_file(host_hosts: str, hostname: str) -> str:
+    """The root's /etc/hosts: the machine's own entries, plus its host name if they lack it.
+
+    Asterisk looks up this machine's host name (``gethostname``), then ``A.ROOT-SERVERS.NET``,
+    for every RTP stream it opens on the wildcard address (``ast_find_ourip`` in acl.c: about 9
+    times per call). debootstrap leaves the root without /etc/hosts, so each lookup became DNS
+    queries from the SIP threads; under load the resolver dropped some and glibc blocked that
+    thread 5 s per try, stalling every SIP transaction queued behind it (issue #5: INVITEs
+    unanswered for 30 s at 160 calls). With the name in /etc/hosts the first lookup is answered
+    from the file and no query leaves the process. The root sees the same names as the host, as
+    a system Asterisk would.
+    """
+    lines = [line for line in host_hosts.splitlines() if line.strip()]
+    names = {name.lower() for line in lines for name in line.split("#", 1)[0].split()[1:]}
+    if not any(line.split("#", 1)[0].split()[:1] == ["127.0.0.1"] for line in lines):
+        lines.insert(0, "127.0.0.1\tlocalhost")
+    if hostname and hostname.lower() not in names:
+        # Debian's own convention for a host name without a fixed address.
+        lines.append(f"127.0.1.1\t{hostname}")
+    header = "# Written by hotline (hotline.asterisk.runtime): the host's names for Asterisk."
+    return "\n".join([header, *lines]) + "\n"
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -415,6 +439,31 @@ class AsteriskRuntime:
             path = self.spool_dir / name
             path.mkdir(exist_ok=True)
             self._chown(path)
+        if not self.system:
+            self._write_hosts()
+
+    def _write_hosts(self, host_hosts: Path = Path("/etc/hosts")) -> None:
+        """Give the root an /etc/hosts naming this machine (see ``hosts_file``)."""
+        try:
+            current = host_hosts.read_text(errors="replace")
+        except OSError:
+            current = ""
+        wanted = hosts_file(current, socket.gethostname())
+        target = self.root / "etc" / "hosts"
+        with contextlib.suppress(OSError):
+            if target.read_text() == wanted:
+                return
+        # Shared by every instance in the root (parallel test runs): replace it atomically.
+        tmp = target.with_name(f".hosts.{os.getpid()}")
+        try:
+            tmp.write_text(wanted)
+            tmp.chmod(0o644)
+            os.replace(tmp, target)
+        except OSError as exc:  # a root built by another user: slower calls, not a failure
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            log.warning("cannot write %s (%s): Asterisk will query DNS for the host name on "
+                        "every call", target, exc)  # fmt: skip
 
     def _moh(self) -> tuple[str | None, tuple[str, ...]]:
         # Our own hold music (generated with the prompts) first, then the installation's.

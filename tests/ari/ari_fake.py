@@ -37,6 +37,8 @@ class FakeAsterisk:
     requests: list[Recorded] = field(default_factory=list)
     responses: dict[tuple[str, str], tuple[int, Any]] = field(default_factory=dict)
     delays: dict[tuple[str, str], float] = field(default_factory=dict)
+    # Per-request delays, used up in order before ``delays`` applies (a stall that ends).
+    delay_queue: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     sockets: list[web.WebSocketResponse] = field(default_factory=list)
     ws_queries: list[dict[str, str]] = field(default_factory=list)
     ws_status: int | None = None  # answer the WebSocket upgrade with this status instead
@@ -63,7 +65,9 @@ class FakeAsterisk:
         body = await request.json() if request.can_read_body else None
         self.requests.append(Recorded(request.method, path, dict(request.query), body))
         key = (request.method, path)
-        if key in self.delays:
+        if self.delay_queue.get(key):
+            await asyncio.sleep(self.delay_queue[key].pop(0))
+        elif key in self.delays:
             await asyncio.sleep(self.delays[key])
         status, payload = self.responses.get(key, (204, None))
         if payload is None:

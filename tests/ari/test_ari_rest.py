@@ -104,6 +104,20 @@ async def test_timeout_is_unavailable(fake_asterisk: FakeAsterisk) -> None:
             await ari.list_channels()
 
 
+async def test_answer_is_asked_again_once_after_a_timeout(fake_asterisk: FakeAsterisk) -> None:
+    key = ("POST", "/channels/c1/answer")
+    # The first POST meets a stalled Asterisk; it has caught up when the second comes.
+    fake_asterisk.delay_queue[key] = [2.0]
+    async with AriClient(fake_asterisk.url, USER, PASSWORD, APP, request_timeout=0.3) as ari:
+        await ari.answer("c1")
+        assert [(r.method, r.path) for r in fake_asterisk.requests] == [key, key]
+        # Still stalled at the second try: the caller gets the error.
+        fake_asterisk.delays[key] = 2.0
+        with pytest.raises(AriUnavailable):
+            await ari.answer("c1")
+        assert len(fake_asterisk.requests) == 4
+
+
 async def test_requests_are_encoded_as_ari_expects(
     fake_asterisk: FakeAsterisk, client: AriClient
 ) -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from hotline.asterisk.runtime import AsteriskError, AsteriskRuntime, seat_credential
+from hotline.asterisk.runtime import AsteriskError, AsteriskRuntime, hosts_file, seat_credential
 from hotline.testing import AsteriskInstance, running_test_asterisk, wait_for
 
 
@@ -81,6 +83,33 @@ def test_instance_files_belong_to_the_asterisk_user(asterisk_instance: AsteriskI
     assert ari_conf.st_mode & 0o777 == 0o640
     assert "\n[directories]\n" in (runtime.etc_dir / "asterisk.conf").read_text()
     assert (runtime.lib_dir / "astdb.sqlite3").exists()  # Asterisk could write its own state
+
+
+def test_hosts_file_names_the_machine() -> None:
+    text = hosts_file("127.0.0.1 localhost\n# comment vm\n10.0.0.5 other.example other\n", "vm")
+    lines = text.splitlines()
+    assert lines[0].startswith("#")
+    assert "10.0.0.5 other.example other" in lines  # the host's entries are kept
+    assert lines[-1] == "127.0.1.1\tvm"  # a name only in a comment does not count
+    # Already named (any case, any alias position): nothing added.
+    assert "127.0.1.1" not in hosts_file("127.0.0.1 localhost\n127.0.0.1 box VM\n", "vm")
+    # No host file at all: loopback and the name still resolve.
+    assert hosts_file("", "vm").splitlines()[1:] == ["127.0.0.1\tlocalhost", "127.0.1.1\tvm"]
+
+
+def test_root_resolves_the_host_name_without_dns(asterisk_instance: AsteriskInstance) -> None:
+    """Issue #5: Asterisk resolves the host name for each call's RTP; it must come from a file."""
+    runtime = asterisk_instance.runtime
+    if runtime.system:
+        pytest.skip("the system's own resolver configuration applies")
+    hostname = socket.gethostname()
+    assert hostname.lower() in (runtime.root / "etc/hosts").read_text().lower().split()
+    # getent through the root's own nsswitch ("files dns"): answered from /etc/hosts.
+    found = subprocess.run(
+        ["chroot", str(runtime.root), "getent", "hosts", hostname],
+        capture_output=True, text=True, timeout=10, check=False,
+    )  # fmt: skip
+    assert found.returncode == 0 and hostname in found.stdout
 
 
 def test_idle_memory_is_small(asterisk_instance: AsteriskInstance) -> None:

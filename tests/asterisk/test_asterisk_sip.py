@@ -172,3 +172,8 @@ async def test_trunk_call_reaches_stasis_with_reason(
             if sipp.returncode is None:
                 sipp.kill()
                 await sipp.wait()
+    # Issue #5: the call's RTP made Asterisk resolve this machine's host name (acl.c); without
+    # it in the root's /etc/hosts that was DNS from the SIP threads, blocking them 5 s per lost
+    # query under load. It must be answered locally: no failed lookup is logged.
+    log_text = (asterisk_instance.runtime.log_dir / "messages.log").read_text(errors="replace")
+    assert "Unable to lookup" not in log_text
