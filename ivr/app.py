@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 # ARI hang-up reasons → the SIP answer the caller sees. "unallocated" gives 404 Not Found.
 REJECT_REASON = "unallocated"
+ANSWER_FAILED_REASON = "congestion"
 # Q.850 causes we see on the hotline, for readable records.
 CAUSE_TEXT = {
     0: "unknown",
@@ -290,6 +291,14 @@ class CallController:
             await self.ari.answer(channel.id)
         except AriNotFound:
             return  # the caller hung up first; StasisEnd completes the record
+        except AriError as exc:
+            # Asterisk did not answer in time (a stalled SIP thread): never leave the caller
+            # answered later in silence with nobody driving the call. StasisEnd ends the record.
+            log.warning("call %s: answering failed: %s", session.call_id, exc)
+            self.record(session, EventType.CALL_REJECTED, {"reason": "answer_failed"})
+            with contextlib.suppress(AriError):
+                await self.hang_up(session, ANSWER_FAILED_REASON)
+            return
         session.answered = True
         self.record(session, EventType.CALL_ANSWERED, {})
         if partner_call is not None:

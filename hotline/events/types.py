@@ -29,7 +29,7 @@ class EventType(StrEnum):
     # data: caller (masked where shown), called (service number), channel, via ("direct" |
     # "110" | "12345" | ...), trunk
     CALL_ENTERED = "call.entered"
-    # data: reason (e.g. "overload", "closed", "blocked"), cause
+    # data: reason (e.g. "unknown_number", "answer_failed", "overload"), cause
     CALL_REJECTED = "call.rejected"
     # The caller's channel was answered by the service (not a seat: see seat.* / queue.*).
     # data: channel
