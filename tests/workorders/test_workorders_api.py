@@ -4,12 +4,10 @@ the party archive, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from workorders_helpers import Env, key_of
+from workorders_helpers import Api, Env, key_of, users_by_header
 
 from hotline.web import Principal, Role, new_app
 from workorders import http as workorders_http
@@ -24,35 +22,9 @@ USERS = {
 }
 
 
-async def _authenticate(request: web.Request) -> Principal | None:
-    return USERS.get(request.headers.get("X-Test-User", ""))
-
-
-class Api:
-    def __init__(self, client: TestClient) -> None:
-        self.client = client
-
-    async def call(
-        self, method: str, path: str, user: str, body: Any = None, status: int = 200
-    ) -> Any:
-        response = await self.client.request(
-            method, path, json=body, headers={"X-Test-User": user} if user else {}
-        )
-        data = await response.json()
-        assert response.status == status, (method, path, user, response.status, data)
-        return data
-
-    async def act(
-        self, order_id: str, action: str, user: str, status: int = 200, **body: Any
-    ) -> Any:
-        return await self.call(
-            "POST", f"/api/workorders/{order_id}/actions/{action}", user, body, status
-        )
-
-
 @pytest.fixture
 async def api(env: Env) -> AsyncIterator[Api]:
-    app = new_app(object(), [_authenticate])
+    app = new_app(object(), [users_by_header(USERS)])
     workorders_http.setup(app, env.service)
     async with TestClient(TestServer(app)) as client:
         yield Api(client)

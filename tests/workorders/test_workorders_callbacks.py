@@ -12,9 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from workorders_helpers import Env
+from workorders_helpers import Api, Env, users_by_header
 
 from acd.seats import add_seat
 from hotline.web import Principal, Role, new_app
@@ -34,44 +33,20 @@ USERS = {
 }
 
 
-async def _authenticate(request: web.Request) -> Principal | None:
-    return USERS.get(request.headers.get("X-Test-User", ""))
-
-
-class Api:
-    def __init__(self, client: TestClient) -> None:
-        self.client = client
-
-    async def call(
-        self, method: str, path: str, user: str, body: Any = None, status: int = 200
-    ) -> Any:
-        response = await self.client.request(
-            method, path, json=body, headers={"X-Test-User": user} if user else {}
-        )
-        data = await response.json()
-        assert response.status == status, (method, path, user, response.status, data)
-        return data
-
-    async def act(
-        self, order_id: str, action: str, user: str, status: int = 200, **body: Any
-    ) -> Any:
-        return await self.call(
-            "POST", f"/api/workorders/{order_id}/actions/{action}", user, body, status
-        )
-
+class CallbackApi(Api):
     async def callbacks(self, user: str, scope: str = "", status: int = 200) -> Any:
         query = f"?scope={scope}" if scope else ""
         return await self.call("GET", f"/api/workorders/callbacks{query}", user, status=status)
 
 
 @pytest.fixture
-async def api(env: Env) -> AsyncIterator[Api]:
+async def api(env: Env) -> AsyncIterator[CallbackApi]:
     for seat, skills in (("s1", {"labor": 3}), ("s2", {"labor": 1}), ("s3", {"family": 2})):
         add_seat(env.db.engine, seat, skills=skills)
-    app = new_app(object(), [_authenticate])
+    app = new_app(object(), [users_by_header(USERS)])
     workorders_http.setup(app, env.service)
     async with TestClient(TestServer(app)) as client:
-        yield Api(client)
+        yield CallbackApi(client)
 
 
 async def _booked(env: Env, call_id: str, topic: str = "劳动争议", number: str = NUMBER) -> str:
@@ -84,7 +59,7 @@ async def _booked(env: Env, call_id: str, topic: str = "劳动争议", number: s
 
 
 async def test_supervisor_assigns_and_only_that_seat_sees_and_calls_back(
-    env: Env, api: Api
+    env: Env, api: CallbackApi
 ) -> None:
     order_id = await _booked(env, "b1")
     # Nobody's order yet: invisible to seat lawyers except through their pool.
@@ -175,7 +150,7 @@ async def test_supervisor_assigns_and_only_that_seat_sees_and_calls_back(
     assert NUMBER not in json.dumps(done)
 
 
-async def test_seat_lawyer_claims_from_the_pool_of_their_skills(env: Env, api: Api) -> None:
+async def test_seat_lawyer_claims_from_the_pool_of_their_skills(env: Env, api: CallbackApi) -> None:
     labor = await _booked(env, "b1", "劳动争议", "13700000001")
     family = await _booked(env, "b2", "婚姻家庭", "13700000002")
     assert [i["id"] for i in (await api.callbacks("law1", "pool"))["items"]] == [labor]
@@ -204,7 +179,7 @@ async def test_seat_lawyer_claims_from_the_pool_of_their_skills(env: Env, api: A
 
 
 async def test_orders_of_calls_are_not_assignable_and_agency_orders_stay_with_the_handler(
-    env: Env, api: Api
+    env: Env, api: CallbackApi
 ) -> None:
     env.call("c1", NUMBER, topic="劳动争议", seat="s1")
     order_id = (await env.next_event("workorder.create")).data["order_id"]
@@ -242,7 +217,7 @@ async def test_two_lawyers_claiming_at_once_exactly_one_wins(env: Env) -> None:
         assert len(assigns) == 1 and assigns[0]["data"]["seat_id"] == wins[0]["seat_id"]
 
 
-async def test_a_callback_not_made_in_time_is_warned(env: Env, api: Api) -> None:
+async def test_a_callback_not_made_in_time_is_warned(env: Env, api: CallbackApi) -> None:
     order_id = await _booked(env, "b1")
     env.clock.advance(timedelta(hours=19))
     assert await env.service.check_sla() == []
@@ -261,7 +236,9 @@ async def test_a_callback_not_made_in_time_is_warned(env: Env, api: Api) -> None
     assert await env.service.check_sla() == []  # once per level
 
 
-async def test_configured_callback_time_and_voice_message_audio_link(env: Env, api: Api) -> None:
+async def test_configured_callback_time_and_voice_message_audio_link(
+    env: Env, api: CallbackApi
+) -> None:
     env.service.sla = SlaPolicy(callback_within=timedelta(hours=2))
     env.call("m1", NUMBER, topic="婚姻家庭")
     env.log.append("m1", "message.recorded", {"recording": "rec-m1", "duration_s": 9.0})

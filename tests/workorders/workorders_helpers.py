@@ -4,14 +4,19 @@ the events of a generated call."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
 from hotline.db.testing import DbTarget
 from hotline.events import CallEvent, CallEventLog, EventBus, Subscription
 from hotline.privacy import mask_number, number_key
+from hotline.web import Principal
 from workorders.service import WorkOrderService
 
 PHONE_KEY = "test-phone-hash-key"
@@ -100,3 +105,38 @@ def segment_rows(call_id: str, texts: list[tuple[str, str]], at: datetime) -> li
         }
         for i, (speaker, text) in enumerate(texts)
     ]
+
+
+class Api:
+    """The work-order HTTP API as one user at a time (``X-Test-User``, see ``users_by_header``)."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    async def call(
+        self, method: str, path: str, user: str, body: Any = None, status: int = 200
+    ) -> Any:
+        response = await self.client.request(
+            method, path, json=body, headers={"X-Test-User": user} if user else {}
+        )
+        data = await response.json()
+        assert response.status == status, (method, path, user, response.status, data)
+        return data
+
+    async def act(
+        self, order_id: str, action: str, user: str, status: int = 200, **body: Any
+    ) -> Any:
+        return await self.call(
+            "POST", f"/api/workorders/{order_id}/actions/{action}", user, body, status
+        )
+
+
+def users_by_header(
+    users: dict[str, Principal],
+) -> Callable[[web.Request], Awaitable[Principal | None]]:
+    """An authenticator that signs a request in as the ``X-Test-User`` named in ``users``."""
+
+    async def authenticate(request: web.Request) -> Principal | None:
+        return users.get(request.headers.get("X-Test-User", ""))
+
+    return authenticate
