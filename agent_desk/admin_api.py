@@ -794,6 +794,12 @@ def _holiday_files(directory: Path) -> list[dict[str, Any]]:
 
 
 @guarded(*READ)
+def _ivr_now(admin: Admin) -> datetime:
+    """The time the IVR decides opening hours by (``ivr.clock`` in a drill, else now)."""
+    clock = getattr(getattr(admin.service, "calls", None), "clock", None)
+    return clock() if callable(clock) else datetime.now(UTC)
+
+
 async def show_calendar(request: web.Request) -> web.StreamResponse:
     admin = admin_of(request)
     calendar = getattr(getattr(admin.flows, "current", None), "calendar", None)
@@ -809,7 +815,7 @@ async def show_calendar(request: web.Request) -> web.StreamResponse:
             else None,
             "holidays": sorted(d.isoformat() for d in calendar.holidays),
             "workdays": sorted(d.isoformat() for d in calendar.workdays),
-            "open_now": calendar.is_open(datetime.now(UTC)),
+            "open_now": calendar.is_open(_ivr_now(admin)),
         }
     files = await asyncio.to_thread(_holiday_files, admin.holidays_dir)
     return json_response(

@@ -88,6 +88,8 @@ def sim() -> None:
 @click.option("--max-calls", type=int, default=None, help="stop after this many calls")
 @click.option("--compare/--no-compare", "then_compare", default=False,
               help="compare with the event log when done")  # fmt: skip
+@click.option("--closed-ok", is_flag=True,
+              help="run even when the hotline is outside the lawyers' hours")  # fmt: skip
 @click.pass_context
 def run_command(
     ctx: click.Context,
@@ -96,6 +98,7 @@ def run_command(
     seed: int | None,
     max_calls: int | None,
     then_compare: bool,
+    closed_ok: bool,
 ) -> None:
     """Run SCENARIO (a shipped name: smoke, peak-hour, overload; or a YAML file)."""
     from sim.runner import SimRun, Target
@@ -111,6 +114,17 @@ def run_command(
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = out or settings.runtime_path / "sim-runs" / f"{sc.name}-{stamp}"
     target = Target.from_settings(settings, _config_path(ctx))
+    if target.lawyers_open() is False and not closed_ok:
+        # The scenarios' callers choose consultations: after hours the IVR offers a message
+        # or a callback instead of a queue, so the ground truth's paths would not hold.
+        click.echo(
+            "error: the hotline is outside the lawyers' hours now (律师值班时间外): callers "
+            "would reach the after-hours path, not the queues. For a drill, start the hotline "
+            "with a time inside the hours, e.g. HOTLINE_IVR__CLOCK=2026-11-23T10:00:00+08:00 "
+            "make up (or ivr.clock in the config), or pass --closed-ok.",
+            err=True,
+        )
+        sys.exit(2)
     runner = SimRun(sc, target, run_dir, seed=seed)
     with Live(progress_table(runner), console=console, refresh_per_second=4) as live:
         result = asyncio.run(runner.run(lambda r: live.update(progress_table(r))))

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,6 +48,20 @@ class Target:
     wrap_up_s: float = 0.0
     short_abandon_s: float = 5.0
     service_level_s: float = 15.0
+
+    def lawyers_open(self) -> bool | None:
+        """Whether the hotline's IVR is in the lawyers' hours now (None: it cannot say)."""
+        request = urllib.request.Request(
+            f"{self.api_base}/api/admin/calendar",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                hours = json.load(response).get("hours") or {}
+        except (OSError, ValueError):
+            return None
+        open_now = hours.get("open_now")
+        return open_now if isinstance(open_now, bool) else None
 
     @classmethod
     def from_settings(cls, settings: Settings, config_path: Path | None = None) -> Target:
