@@ -138,6 +138,8 @@ _TARGET = re.compile(r"^(queue|seat|number):(\S{1,64})$")
 _NUMBER = re.compile(r"^\+?[0-9]{2,20}$")
 # How long the core gives a consultation or conference target to answer before we give up.
 PARTY_RING_S = 30
+# A conversation's end waits at most this long for its recording and taps to be set up.
+MEDIA_SETUP_WAIT_S = 5.0
 # The survey waits at most this long for the caller to leave the destroyed call bridge.
 SURVEY_BRIDGE_WAIT_S = 1.0
 # A work-order callback: how long the caller's phone may ring.
@@ -218,6 +220,7 @@ class QueuedCall:
     adopt: dict[str, SeatLeg] = field(default_factory=dict)  # seat id → answered consult leg
     external: SeatLeg | None = None  # transferred out to a number: the core forgot the call
     ivr_transfer: bool = False  # the IVR's transfer node: a failure goes back to the IVR
+    media_setup: asyncio.Task[None] | None = field(default=None, repr=False)  # recording, taps
 
     def __post_init__(self) -> None:
         self.caller_channel = self.caller_channel or self.session.channel_id
@@ -568,6 +571,15 @@ class AcdService:
         # for recording or speech-to-text.
         task = asyncio.create_task(self._record_and_transcribe(call, leg))
         task.add_done_callback(_log_task_error)
+        call.media_setup = task
+
+    async def _media_settled(self, call: QueuedCall) -> None:
+        """Let the call's recording and taps finish setting up before its bridge or channels
+        go. Building a tap on channels being torn down stalled Asterisk's ARI (every request
+        timing out, for every call); a tap set up after ``call_ended`` would also leak."""
+        task = call.media_setup
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=MEDIA_SETUP_WAIT_S)
 
     async def _record_and_transcribe(self, call: QueuedCall, leg: SeatLeg) -> None:
         """Both parties recorded (one mix) and each transcribed live; a failure here never
@@ -892,6 +904,7 @@ class AcdService:
         self.calls.pop(call_id, None)
         async with call.lock:
             if call.external is not None:  # transferred out: the partner's leg goes too
+                await self._media_settled(call)
                 await self._drop_leg(call.external)
                 await self._destroy_bridge(call, call.bridge_id)
                 return
@@ -914,6 +927,7 @@ class AcdService:
         with contextlib.suppress(acd.AcdError):
             await self._apply("call_completed", call.session.call_id, by)
             await self._apply("aht_observed", call.queue, talk)
+        await self._media_settled(call)
         await self._drop_parties(call)
         await self._destroy_bridge(call, call.bridge_id)
         if by == "caller" and leg is not None:
@@ -1165,6 +1179,7 @@ class AcdService:
         """The first seat leaves the conversation (the core already put it in wrap-up)."""
         seat_id = call.connected_seat
         leg = call.legs.pop(seat_id, None) if seat_id else None
+        await self._media_settled(call)
         await self._drop_leg(leg)
         await self._drop_parties(call)
         await self._destroy_bridge(call, call.bridge_id)

@@ -48,7 +48,8 @@ def test_a_broken_flow_is_refused_on_reload_and_the_old_one_stays(hotline_servic
 
         log = wait_for(
             lambda: (
-                "flow reload refused" in (text := hotline_service.log_path.read_text()[mark:])
+                "flow reload refused"
+                in (text := hotline_service.log_path.read_bytes()[mark:].decode(errors="replace"))
                 and text
             ),
             10,

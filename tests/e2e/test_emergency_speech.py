@@ -7,8 +7,8 @@ The module runs its own Asterisk and service with a partners file naming the 110
 installed here, and it hears espeak-ng's robotic Korean poorly: through the telephone path
 "살려주세요" ("save me") came out as "나 열리 네요" (and sometimes as "한 어로 해요") and
 "안녕하세요" as "I 형 과 네요" or "아이엄마 네요", on either leg (measured with seven phrases on a
-live call). So the test's emergency word
-is what the model makes of the caller's cry for help, "네요": what is under test is the pipeline
+live call). So the test's emergency words are what the model makes of the caller's cry for
+help ("네요" or "해요"): what is under test is the pipeline
 (tapped audio → live transcript → detection → ``emergency.suspected`` → desk → transfer), not
 the vocabulary, which the unit tests cover in Chinese. The seat says a phrase transcribed with
 the same word first and must not raise the alarm: only the caller's speech counts. The same
@@ -47,7 +47,9 @@ from .test_partner_trunks import (
 
 pytestmark = pytest.mark.e2e
 
-WORD = "네요"  # what the Korean model reliably hears (see the module docstring)
+# What the Korean model makes of the cry for help over the phone (see the module docstring):
+# "…네요" in some runs, "나 어도 해요" in others (a CI run heard only the latter for 60 s).
+WORDS = ("네요", "해요")
 CALLER_SAYS = "살려주세요."  # "save me!", again and again
 SEAT_SAYS = "안녕하세요."  # "hello"
 
@@ -62,7 +64,7 @@ def emergency_env(tmp_path_factory: pytest.TempPathFactory):
              "sip": {"username": "trunk110", "transfer_uri": f"sip:110@127.0.0.1:{ports['110']}",
                      "queue": "operator", "priority": 80}},
         ],
-        "emergency": {"words": [WORD], "partner": "110"},
+        "emergency": {"words": list(WORDS), "partner": "110"},
     }  # fmt: skip
     path = runtime_dir / "partners.yaml"
     path.write_text(yaml.safe_dump(partners, allow_unicode=True), encoding="utf-8")
@@ -118,7 +120,7 @@ async def test_caller_says_an_emergency_word_and_the_desk_transfers_to_110(
                 return any(
                     e.type == "transcript.segment"
                     and e.data["speaker"] == "seat"
-                    and WORD in normalise(e.data["text"])
+                    and any(w in normalise(e.data["text"]) for w in WORDS)
                     for e in service.events(call_id)
                 )
 
@@ -129,15 +131,16 @@ async def test_caller_says_an_emergency_word_and_the_desk_transfers_to_110(
             # The caller cries for help, again and again: flagged once, from the caller's speech.
             await phone.play(call, caller_says, loop=True)
             suspected = logged(service, call_id, "emergency.suspected", timeout=60)
-            assert suspected["words"] == [WORD] and suspected["speaker"] == "caller"
+            heard = suspected["words"]
+            assert heard and set(heard) <= set(WORDS) and suspected["speaker"] == "caller"
             assert suspected["partner"] == "110"
             assert suspected["source"] in ("partial", "segment")
-            assert WORD in normalise(suspected["text"])
+            assert all(w in normalise(suspected["text"]) for w in heard)
 
             # The desk: a red banner with what was heard and a one-click transfer.
             banner = await desk.wait_for_selector("#emergency:not(.hidden)")
             text = await banner.inner_text()
-            assert "疑似紧急情况" in text and f"识别到：{WORD}" in text, text
+            assert "疑似紧急情况" in text and f"识别到：{heard[0]}" in text, text
             button = desk.locator("#emg-transfer")
             assert (await button.inner_text()).strip() == "转接110"
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
