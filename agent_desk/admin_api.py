@@ -793,13 +793,13 @@ def _holiday_files(directory: Path) -> list[dict[str, Any]]:
     return files
 
 
-@guarded(*READ)
 def _ivr_now(admin: Admin) -> datetime:
     """The time the IVR decides opening hours by (``ivr.clock`` in a drill, else now)."""
     clock = getattr(getattr(admin.service, "calls", None), "clock", None)
     return clock() if callable(clock) else datetime.now(UTC)
 
 
+@guarded(*READ)
 async def show_calendar(request: web.Request) -> web.StreamResponse:
     admin = admin_of(request)
     calendar = getattr(getattr(admin.flows, "current", None), "calendar", None)

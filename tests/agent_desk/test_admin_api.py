@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -406,6 +407,17 @@ async def test_calendar_and_holiday_file_upload_with_validation(admin: Admin) ->
     assert "2026-10-01" in body["hours"]["holidays"] and "2026-10-10" in body["hours"]["workdays"]
     (cn2026,) = [f for f in body["holiday_files"] if f["name"] == "cn-2026"]
     assert {"dates": "2026-10-01..2026-10-07", "name": "国庆节"} in cn2026["holidays"]
+    # open_now is what the IVR decides by: its clock (a drill's fixed ivr.clock included).
+    sh = ZoneInfo("Asia/Shanghai")
+    for moment, open_now in [
+        (datetime(2026, 11, 23, 10, 0, tzinfo=sh), True),  # Monday morning
+        (datetime(2026, 11, 21, 20, 0, tzinfo=sh), False),  # Saturday evening
+        (datetime(2026, 10, 2, 10, 0, tzinfo=sh), False),  # 国庆节
+    ]:
+        admin.service.calls.clock = lambda moment=moment: moment
+        async with await admin.signed_in("audit") as c:
+            status, body = await c.get("/api/admin/calendar")
+        assert status == 200 and body["hours"]["open_now"] is open_now, moment
 
     async with await admin.signed_in("admin") as c:
         wrong_year = "holidays:\n  - {name: 元旦, dates: 2026-01-01}\n  - 2027-02-10\n"
