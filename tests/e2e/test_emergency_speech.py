@@ -23,12 +23,9 @@ from urllib.parse import unquote
 
 import numpy as np
 import pytest
-import yaml
 
-from hotline.testing import free_port, launch_service, running_test_asterisk, wait_for
+from hotline.testing import free_port, wait_for
 from hotline.web import Role
-from integrations import trunks
-from integrations.config import load_config
 from integrations.emergency import normalise
 from sim.audio import read_wav, speak_wav, write_wav
 from sim.phone import Phone
@@ -41,6 +38,7 @@ from .test_partner_trunks import (
     incoming_with_headers,
     lawyer,
     partner_phone,
+    running_partner_env,
     to_operator,
     work_order_number,
 )
@@ -66,17 +64,8 @@ def emergency_env(tmp_path_factory: pytest.TempPathFactory):
         ],
         "emergency": {"words": list(WORDS), "partner": "110"},
     }  # fmt: skip
-    path = runtime_dir / "partners.yaml"
-    path.write_text(yaml.safe_dump(partners, allow_unicode=True), encoding="utf-8")
-    with running_test_asterisk(runtime_dir) as instance:
-        passwords = trunks.trunk_passwords(runtime_dir, load_config(path).partners)
-        service = launch_service(instance, tmp_path_factory.mktemp("emergency-service"))
-        try:
-            yield PartnerEnv(instance, service, ports, passwords)
-        finally:
-            if service.process is not None:
-                service.stop()
-            service.engine.dispose()
+    with running_partner_env(tmp_path_factory, runtime_dir, partners, ports, "emergency") as env:
+        yield env
 
 
 def cry(path: Path, text: str) -> Path:

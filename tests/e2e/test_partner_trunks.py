@@ -11,6 +11,7 @@ receives our transfers at its ``transfer_uri`` (its own SIP port).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -73,11 +74,24 @@ def partner_env(tmp_path_factory: pytest.TempPathFactory):
                      "overflow_queue": "complaint"}},
         ]
     }  # fmt: skip
+    with running_partner_env(tmp_path_factory, runtime_dir, partners, ports, "partner") as env:
+        yield env
+
+
+@contextlib.contextmanager
+def running_partner_env(
+    tmp_path_factory: pytest.TempPathFactory,
+    runtime_dir: Path,
+    partners: dict,
+    ports: dict[str, int],
+    name: str,
+) -> Iterator[PartnerEnv]:
+    """A private Asterisk and service whose runtime holds ``partners`` as its partners file."""
     path = runtime_dir / "partners.yaml"
     path.write_text(yaml.safe_dump(partners, allow_unicode=True), encoding="utf-8")
     with running_test_asterisk(runtime_dir) as instance:
         passwords = trunks.trunk_passwords(runtime_dir, load_config(path).partners)
-        service = launch_service(instance, tmp_path_factory.mktemp("partner-service"))
+        service = launch_service(instance, tmp_path_factory.mktemp(f"{name}-service"))
         try:
             yield PartnerEnv(instance, service, ports, passwords)
         finally:
